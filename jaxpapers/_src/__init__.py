@@ -1,0 +1,1 @@
+"""Private helpers shared by every paper package (never import another paper's package)."""

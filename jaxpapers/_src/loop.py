@@ -1,0 +1,74 @@
+"""Training loops as jitted ``lax.scan`` chunks with a progress bar outside jit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+StepFn = Callable[[Any, jax.Array], tuple[Any, Any]]
+
+
+def make_chunk(step_fn: StepFn, chunk_size: int):
+  """Returns a jitted ``chunk(state, start) -> (state, stacked_metrics)`` running ``chunk_size`` steps.
+
+  ``step_fn(state, step)`` receives the global step index (an int32 scalar) so it can fold it
+  into its key; it returns ``(new_state, metrics)`` where metrics is a pytree of scalars.
+  """
+
+  def chunk(state, start):
+    steps = start + jnp.arange(chunk_size, dtype=jnp.int32)
+    return jax.lax.scan(step_fn, state, steps)
+
+  return jax.jit(chunk, donate_argnums=())
+
+
+def run_chunked(step_fn: StepFn, state, num_steps: int, *, chunk_size: int = 100,
+                start_step: int = 0, desc: str | None = None, progress: bool = True,
+                on_chunk: Callable[[Any, int, dict], None] | None = None):
+  """Runs ``num_steps`` steps of ``step_fn`` from ``start_step`` as scan chunks.
+
+  Args:
+    step_fn: pure ``(state, step) -> (state, metrics)``.
+    state: initial state pytree (a NamedTuple or registered dataclass).
+    num_steps: total number of steps of the run (including those before ``start_step``).
+    chunk_size: steps per jitted chunk; the last chunk may be shorter (one extra compile).
+    start_step: the step to resume from (e.g. a restored checkpoint's step).
+    desc: progress bar label.
+    progress: whether to show a tqdm bar.
+    on_chunk: called after each chunk as ``on_chunk(state, step_after_chunk, last_metrics)`` on
+      the host, e.g. to write metrics and a checkpoint so a killed run loses no finished work.
+
+  Returns:
+    ``(final_state, history)`` where history is a dict of NumPy arrays, one entry per step run.
+  """
+  if num_steps < 0 or start_step < 0 or start_step > num_steps:
+    raise ValueError(f"need 0 <= start_step <= num_steps, got start_step={start_step}, num_steps={num_steps}")
+  if chunk_size < 1:
+    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+  chunks: dict[int, Callable] = {}
+  history: list[Any] = []
+  step = start_step
+  with tqdm.tqdm(total=num_steps, initial=start_step, desc=desc, disable=not progress,
+                 leave=False) as bar:
+    while step < num_steps:
+      size = min(chunk_size, num_steps - step)
+      if size not in chunks:
+        chunks[size] = make_chunk(step_fn, size)
+      state, metrics = chunks[size](state, jnp.int32(step))
+      metrics = jax.device_get(metrics)
+      history.append(metrics)
+      step += size
+      bar.update(size)
+      if on_chunk is not None:
+        last = jax.tree.map(lambda m: np.asarray(m)[-1], metrics)
+        on_chunk(state, step, last)
+  if history:
+    hist = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *history)
+  else:
+    hist = {}
+  return state, hist
