@@ -1,0 +1,207 @@
+"""Training and evaluation: ``make_train(config)(keys)`` runs a whole seed-vmapped run."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxpapers._src import checkpoint, loop, metrics, prng
+from jaxpapers.convlstm_attention import data, model
+
+
+class TrainState(NamedTuple):
+  params: Any
+  opt_state: Any
+  key: jax.Array
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The reference's SGD (momentum 0.9, polynomial decay 0.9, weight decay) or Adam."""
+  schedule = optax.polynomial_schedule(config.learning_rate, config.end_learning_rate, 0.9,
+                                       max(config.num_steps, 1))
+  parts = []
+  if config.grad_clip:
+    parts.append(optax.clip_by_global_norm(config.grad_clip))
+  parts.append(optax.add_decayed_weights(config.weight_decay))
+  if config.optimizer == "sgd":
+    parts.append(optax.sgd(schedule, momentum=config.momentum))
+  elif config.optimizer == "adam":
+    parts.append(optax.adam(schedule))
+  else:
+    raise ValueError(f"config.optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
+  return optax.chain(*parts)
+
+
+def batch_fn(config: ml_collections.ConfigDict, arrays: data.Clips | None = None):
+  """``get_batch(key) -> Clips``: synthetic clips, or random draws from loaded ``arrays``."""
+  if arrays is None:
+    return lambda key: data.synthetic_batch(
+        key, config.batch_size, num_frames=config.num_frames, size=config.size,
+        num_classes=config.num_classes, clutter=config.clutter, distractor=config.distractor)
+
+  def get(key):
+    idx = jax.random.randint(key, (config.batch_size,), 0, arrays.labels.shape[0])
+    return data.Clips(arrays.clips[idx], arrays.labels[idx])
+
+  return get
+
+
+def loss_fn(params, batch: data.Clips, config):
+  logits = model.apply_network(params, batch.clips, config)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels).mean()
+  acc = jnp.mean(jnp.argmax(logits, -1) == batch.labels)
+  return loss, acc
+
+
+def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = None):
+  """Returns ``(init, step, evaluate)`` for one seed; callers vmap them over seeds.
+
+  * ``init(key) -> TrainState``
+  * ``step(state, step_index) -> (state, {"loss", "accuracy"})``
+  * ``evaluate(params, key) -> accuracy`` on ``config.eval_size`` held-out clips.
+  """
+  optimizer = make_optimizer(config)
+  get_batch = batch_fn(config, arrays)
+
+  def init(key):
+    k_params, k_data = jax.random.split(key)
+    params = model.init_network(k_params, config)
+    return TrainState(params, optimizer.init(params), k_data)
+
+  def step(state, i):
+    batch = get_batch(prng.step_key(state.key, i))
+    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, config)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(params, opt_state, state.key), {"loss": loss, "accuracy": acc}
+
+  def evaluate(params, key):
+    n_batches = max(config.eval_size // config.batch_size, 1)
+    keys = jax.random.split(key, n_batches)
+
+    def one(k):
+      batch = get_batch(k)
+      logits = model.apply_network(params, batch.clips, config)
+      return jnp.mean(jnp.argmax(logits, -1) == batch.labels)
+
+    return jnp.mean(jax.lax.map(one, keys))
+
+  return init, step, evaluate
+
+
+def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *,
+                arrays: data.Clips | None = None, eval_arrays: data.Clips | None = None,
+                progress: bool = True, return_params: bool = False):
+  """Trains ``config.model``/``config.variant`` for every seed in ``config.seeds`` at once (vmap).
+
+  Checkpoints after every chunk under ``workdir`` so a killed run resumes; returns per-seed test
+  accuracy, parameter counts, final training loss and the wall time (and, with
+  ``return_params``, the trained parameters stacked over seeds).
+  """
+  init, step, evaluate = make_train(config, arrays)
+  seed_keys = jnp.stack([jax.random.key(s) for s in config.seeds])
+  state = jax.vmap(init)(seed_keys)
+  start = 0
+  ckpt = None
+  writer = metrics.MetricsWriter(None if workdir is None else os.path.join(workdir, "metrics.jsonl"),
+                                 log=False)
+  if workdir is not None:
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"))
+    restored = ckpt.restore(state)
+    if restored is not None:
+      state, start = restored
+
+  def on_chunk(st, s, last):
+    writer.write(s, loss=np.mean(last["loss"]), accuracy=np.mean(last["accuracy"]))
+    if ckpt is not None:
+      ckpt.save(s, st)
+
+  t0 = time.perf_counter()
+  name = config.variant if config.model == "convlstm_net" else config.model
+  state, hist = loop.run_chunked(jax.vmap(step, in_axes=(0, None)), state, config.num_steps,
+                                 chunk_size=config.chunk_size, start_step=start, desc=name,
+                                 progress=progress, on_chunk=on_chunk)
+  train_seconds = time.perf_counter() - t0
+  if eval_arrays is not None:
+    eval_config = config.copy_and_resolve_references()
+    eval_config.batch_size = min(config.batch_size, int(eval_arrays.labels.shape[0]))
+    _, _, evaluate = make_train(eval_config, eval_arrays)
+  test_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1_000_003))(seed_keys)
+  # The same held-out stream for every model: derived from the seed, not the model.
+  acc = np.asarray(jax.jit(jax.vmap(evaluate))(state.params, test_keys))
+  params0 = jax.tree.map(lambda p: p[0], state.params)
+  result = {
+      "model": config.model, "variant": name, "seeds": list(config.seeds),
+      "test_accuracy": acc.tolist(), "mean_accuracy": float(acc.mean()),
+      "cell_params": model.cell_param_count(params0),
+      "total_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params0))),
+      "final_train_loss": float(np.mean(hist["loss"][-min(20, len(hist["loss"])):])) if len(hist.get("loss", [])) else None,
+      "train_seconds": train_seconds, "steps": config.num_steps,
+  }
+  writer.write(config.num_steps, test_accuracy=result["mean_accuracy"])
+  writer.close()
+  if ckpt is not None:
+    ckpt.close()
+  if return_params:
+    return result, state.params
+  return result
+
+
+def _variant_config(config, model_name, variant):
+  c = config.copy_and_resolve_references()
+  c.model = model_name
+  c.variant = variant
+  return c
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains every variant and control of ``config`` and writes ``<workdir>/results.json``.
+
+  Results are written after each model, so a killed run keeps what finished (and its
+  checkpoints let the interrupted model resume).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  out_path = os.path.join(workdir, "results.json")
+  results = {}
+  if os.path.exists(out_path):
+    with open(out_path, encoding="utf-8") as f:
+      results = json.load(f)
+  arrays = eval_arrays = None
+  if config.dataset == "jester":
+    arrays = data.load_jester(config.data_dir, "train", num_frames=config.num_frames, size=config.size)
+    eval_arrays = data.load_jester(config.data_dir, "validation", num_frames=config.num_frames,
+                                   size=config.size)
+  elif config.dataset == "isogd":
+    arrays = data.load_isogd(config.data_dir, "train_list.txt", num_frames=config.num_frames,
+                             size=config.size)
+    eval_arrays = data.load_isogd(config.data_dir, "valid_list.txt", num_frames=config.num_frames,
+                                  size=config.size)
+  elif config.dataset != "synthetic":
+    raise ValueError(f"config.dataset must be synthetic, jester or isogd, got {config.dataset!r}")
+  todo = [("convlstm_net", v) for v in config.variants] + [(m, m) for m in config.controls]
+  for model_name, variant in todo:
+    if variant in results:
+      continue
+    c = _variant_config(config, model_name, variant)
+    results[variant] = train_model(c, os.path.join(workdir, variant), arrays=arrays,
+                                   eval_arrays=eval_arrays)
+    with open(out_path, "w", encoding="utf-8") as f:
+      json.dump(results, f, indent=1)
+  return results
+
+
+def format_table(results: dict) -> str:
+  """Markdown table: model | cell params | test accuracy (mean ± std over seeds)."""
+  lines = ["| model | cell params | test accuracy |", "|---|---|---|"]
+  for name, r in results.items():
+    acc = np.asarray(r["test_accuracy"])
+    lines.append(f"| {name} | {r['cell_params']:,} | {100 * acc.mean():.1f} ± {100 * acc.std():.1f}% |")
+  return "\n".join(lines)
