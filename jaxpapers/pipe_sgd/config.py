@@ -1,0 +1,66 @@
+"""Configurations of the Pipe-SGD comparison (Li et al., NeurIPS 2018, Sec. 5).
+
+``smoke`` (seconds), ``cpu`` (minutes on 2 cores) and ``full`` (the paper's setting: a 4-node
+GPU cluster, MNIST/CIFAR-10 models, run with ``distributed.py`` on real hosts) differ only in
+size. The timing model's network describes the cluster the wall-clock is predicted for.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jaxpapers._src.validation import check_in
+
+METHODS = ("ps_sync", "ps_async", "allreduce_sync", "pipe", "pipe_compressed")
+
+
+def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
+  """Returns the experiment configuration at ``scale`` in ``("smoke", "cpu", "full")``."""
+  check_in(scale, "scale", ("smoke", "cpu", "full"))
+  c = ml_collections.ConfigDict()
+  c.scale = scale
+  c.seed = 0
+  c.dataset = "digits"            # digits | mnist | cifar10 | cifar10_jpeg
+  c.data_dir = ""                 # folder for mnist / cifar10 ("" = find_dataset)
+  c.model = "mlp"                 # mlp | cnn
+  c.hidden = (64,)
+  c.channels = (8, 16)
+  c.num_workers = 4               # p: devices of the data-parallel mesh (the paper: 4 nodes)
+  c.batch_size = 64               # global batch (divided among the workers)
+  c.learning_rate = 0.3
+  c.width = 2                     # Pipe-SGD's pipeline width K
+  c.compressor = "truncate16"     # for the "pipe_compressed" method
+  c.methods = METHODS
+  c.num_steps = 300
+  c.eval_every = 25
+  c.target_accuracy = 0.9
+  # Timing model of the cluster the wall-clock is predicted for (α-β-γ, Sec. 3).
+  c.timing = ml_collections.ConfigDict()
+  c.timing.latency_s = 50e-6
+  c.timing.bandwidth_bytes_per_s = 1e9 / 8   # 1 Gbit/s Ethernet
+  c.timing.gamma = 1e-10                     # s per reduced element
+  c.timing.zeta = 1e-10                      # s per element to (de)compress
+  c.timing.t_comp = -1.0                     # < 0: measure the local gradient time here
+  c.timing.t_up = -1.0                       # < 0: measure the update time here
+  c.timing.model_size = -1                   # < 0: the model's parameter count
+  if scale == "smoke":
+    c.hidden = (32,)
+    c.num_workers = 2
+    c.batch_size = 32
+    c.num_steps = 80
+    c.eval_every = 20
+    c.target_accuracy = 0.8
+  elif scale == "cpu":
+    c.eval_every = 10
+  elif scale == "full":
+    c.dataset = "mnist"
+    c.model = "cnn"
+    c.channels = (32, 64)
+    c.hidden = (512,)
+    c.batch_size = 512
+    c.learning_rate = 0.05
+    c.num_steps = 10_000
+    c.eval_every = 250
+    c.target_accuracy = 0.98
+    c.timing.bandwidth_bytes_per_s = 10e9 / 8  # 10 Gbit/s
+  return c

@@ -1,0 +1,262 @@
+"""Pipe-SGD training step: data-parallel SGD with a width-K gradient pipeline (Li et al., 2018).
+
+With pipeline width ``K`` the AllReduce of iteration ``t`` runs while iterations
+``t + 1, …, t + K − 1`` compute, so the update applied after iteration ``t`` uses the averaged
+gradient of iteration ``t − K + 1``::
+
+    g_t = mean_i ∇f_i(w_t; batch_t^i)                 (AllReduce / p)
+    w_{t+1} = w_t − η · g_{t−K+1},                    g_s := 0 for s < 0 (pipeline fill)
+
+``K = 1`` is synchronous data-parallel SGD and ``K = 2`` is the paper's Pipe-SGD,
+``w_{t+1} = w_t − η · g_{t−1}``. The state keeps the ``K − 1`` reduced gradients still "in
+flight" as a queue.
+
+:func:`make_train_step` builds the step as one ``shard_map`` program (the numerics; XLA:CPU does
+not overlap a collective with compute inside one program). :func:`run_overlapped` runs the same
+recursion with the AllReduce issued from a second host thread, which does overlap it with the
+next iterations' compute (the paper's two-thread worker design), and returns wall-clock times.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpapers._src.mesh import P, shard_map
+from jaxpapers.pipe_sgd.allreduce import tree_ring_allreduce
+from jaxpapers.pipe_sgd.compression import get_compressor
+
+REDUCTIONS = ("pmean", "ring")
+
+
+class PipeState(NamedTuple):
+  """State of Pipe-SGD.
+
+  Attributes:
+    params: model parameters ``w_t`` (replicated on every worker).
+    pending: the ``K − 1`` averaged gradients whose AllReduce is in flight, oldest first
+      (``()`` for ``K = 1``).
+    step: iteration counter ``t`` (int32 scalar).
+  """
+
+  params: Any
+  pending: tuple
+  step: jax.Array
+
+
+def check_width(width) -> int:
+  """Validates the pipeline width ``K`` (an integer >= 1) and returns it."""
+  if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+    raise ValueError(f"width (pipeline width K) must be an integer >= 1, got {width!r}")
+  return int(width)
+
+
+def init_pipe_state(params, width: int = 2) -> PipeState:
+  """Initial state: ``w_0 = params`` and ``K − 1`` zero gradients filling the pipeline."""
+  width = check_width(width)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  return PipeState(params, tuple(zeros for _ in range(width - 1)), jnp.zeros((), jnp.int32))
+
+
+def _resolve_reduction(reduction, compressor):
+  if reduction is None:
+    reduction = "pmean" if compressor.name == "none" else "ring"
+  if reduction not in REDUCTIONS:
+    raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+  if reduction == "pmean" and compressor.name != "none":
+    raise ValueError(f"compressor {compressor.name!r} needs reduction='ring' "
+                     "(lax.pmean cannot compress its messages)")
+  return reduction
+
+
+def check_batch(batch, num_devices: int, name: str = "batch"):
+  """Raises ``ValueError`` unless every leaf's leading dimension divides by ``num_devices``."""
+  leaves = jax.tree.leaves(batch)
+  if not leaves:
+    raise ValueError(f"{name} is empty")
+  for leaf in leaves:
+    if not hasattr(leaf, "shape") or leaf.ndim < 1:
+      raise ValueError(f"{name} leaves need a leading batch dimension, got {leaf!r}")
+    if leaf.shape[0] % num_devices:
+      raise ValueError(f"{name} size {leaf.shape[0]} is not divisible by the device count "
+                       f"{num_devices}")
+
+
+def make_train_step(loss_fn: Callable[[Any, Any], jax.Array], mesh: jax.sharding.Mesh, *,
+                    width: int = 2, learning_rate: float = 0.1, compressor: str = "none",
+                    reduction: str | None = None, axis_name: str = "data"):
+  """Returns the pure step ``step(state, batch) -> (state, metrics)`` of Pipe-SGD.
+
+  Each device computes ``∇ loss_fn(w_t, batch shard)``, the gradients are averaged over
+  ``axis_name`` (``lax.pmean``, or the ring of :mod:`~jaxpapers.pipe_sgd.allreduce` compressing
+  each hop), pushed into the pipeline queue, and the oldest queued average is applied:
+  ``w_{t+1} = w_t − η·g_{t−K+1}``.
+
+  Args:
+    loss_fn: ``loss_fn(params, batch) -> scalar`` mean loss on a batch (a pytree whose leaves
+      have a leading batch axis).
+    mesh: device mesh with a data axis ``axis_name``.
+    width: pipeline width ``K`` (1 = synchronous SGD; the paper uses 2).
+    learning_rate: step size ``η``.
+    compressor: ``"none"``, ``"truncate16"`` or ``"quantize8"`` (needs the ring reduction).
+    reduction: ``"pmean"`` or ``"ring"`` (default: pmean without compression, ring with it).
+    axis_name: the mesh axis the batch is split over.
+
+  Returns:
+    A jittable function. ``metrics`` holds ``loss`` (the mean loss at ``w_t``) and
+    ``grad_norm`` (the norm of the freshly averaged gradient).
+
+  Raises:
+    ValueError: bad width, learning rate, compressor or reduction (here); a batch whose size does
+      not divide by the number of devices (when the step is called).
+  """
+  width = check_width(width)
+  if not callable(loss_fn):
+    raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+  if not learning_rate > 0:
+    raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+  c = get_compressor(compressor)
+  reduction = _resolve_reduction(reduction, c)
+  if axis_name not in mesh.shape:
+    raise ValueError(f"axis_name {axis_name!r} is not an axis of the mesh {dict(mesh.shape)}")
+  p = mesh.shape[axis_name]
+  lr = float(learning_rate)
+
+  def local(params, pending, batch):
+    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+    if reduction == "pmean":
+      avg = jax.lax.pmean(grads, axis_name)
+    else:
+      avg = jax.tree.map(lambda g: g / p, tree_ring_allreduce(grads, axis_name, p, c))
+    loss = jax.lax.pmean(loss, axis_name)
+    if width == 1:
+      applied, new_pending = avg, ()
+    else:
+      applied, new_pending = pending[0], tuple(pending[1:]) + (avg,)
+    new_params = jax.tree.map(lambda w, g: w - lr * g, params, applied)
+    gnorm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(avg)))
+    return new_params, new_pending, {"loss": loss, "grad_norm": gnorm}
+
+  sharded = shard_map(local, mesh, in_specs=(P(), P(), P(axis_name)),
+                      out_specs=(P(), P(), P()))
+
+  def step(state: PipeState, batch):
+    if not isinstance(state, PipeState):
+      raise TypeError(f"state must be a PipeState, got {type(state).__name__}")
+    if len(state.pending) != width - 1:
+      raise ValueError(f"state holds {len(state.pending)} pending gradients but width={width} "
+                       f"needs {width - 1}; build it with init_pipe_state(params, {width})")
+    check_batch(batch, p)
+    params, pending, metrics = sharded(state.params, state.pending, batch)
+    return PipeState(params, pending, state.step + 1), metrics
+
+  return step
+
+
+class OverlapResult(NamedTuple):
+  """Result of :func:`run_overlapped`.
+
+  Attributes:
+    params: final parameters ``w_T``.
+    losses: per-iteration mean loss at ``w_t`` (NumPy array).
+    iteration_seconds: wall-clock seconds of each iteration (NumPy array).
+    total_seconds: wall-clock seconds of the whole run (waiting for in-flight reductions).
+  """
+
+  params: Any
+  losses: np.ndarray
+  iteration_seconds: np.ndarray
+  total_seconds: float
+
+
+def run_overlapped(compute_fn: Callable, reduce_fn: Callable, params, batches: Iterable, *,
+                   width: int = 2, learning_rate: float = 0.1) -> OverlapResult:
+  """Runs Pipe-SGD with the AllReduce on a second host thread (real compute/comm overlap).
+
+  The main ("compute") thread computes local gradients at ``w_t``; the communication thread
+  (one worker, so reductions run one at a time like messages on one network link) averages
+  them. After computing iteration ``t`` the compute thread waits only for the reduction of
+  iteration ``t − K + 1``, applies it, then hands gradient ``t`` to the communication thread, so
+  with ``K = 2`` the AllReduce of ``t`` overlaps the compute of ``t + 1``. ``K = 1`` reduces and
+  applies its own gradient before moving on (synchronous SGD). The parameters follow the
+  same recursion as :func:`make_train_step`.
+
+  Args:
+    compute_fn: ``compute_fn(params, batch) -> (local_grads, loss)`` (e.g. a jitted
+      ``shard_map`` returning per-device gradients).
+    reduce_fn: ``reduce_fn(local_grads) -> averaged_grads`` (e.g. a jitted collective).
+    params: initial parameters ``w_0``.
+    batches: iterable of batches, one per iteration.
+    width: pipeline width ``K`` >= 1.
+    learning_rate: step size ``η`` > 0.
+  """
+  width = check_width(width)
+  if not learning_rate > 0:
+    raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+  lr = float(learning_rate)
+  apply = jax.jit(lambda w, g: jax.tree.map(lambda a, b: a - lr * b, w, g))
+
+  def reduce_blocking(grads):
+    return jax.block_until_ready(reduce_fn(grads))
+
+  losses, times = [], []
+  inflight: collections.deque = collections.deque()
+  start = time.perf_counter()
+  with concurrent.futures.ThreadPoolExecutor(max_workers=1) as comm:
+    for batch in batches:
+      t0 = time.perf_counter()
+      grads, loss = jax.block_until_ready(compute_fn(params, batch))
+      if width == 1:  # synchronous: wait for this iteration's own reduction
+        params = jax.block_until_ready(apply(params, reduce_blocking(grads)))
+      else:
+        # Apply the oldest in-flight reduction (iteration t - K + 1) *before* issuing this one,
+        # so the update is not queued behind the new collective on the devices.
+        if len(inflight) == width - 1:
+          params = jax.block_until_ready(apply(params, inflight.popleft().result()))
+        inflight.append(comm.submit(reduce_blocking, grads))
+      losses.append(float(loss))
+      times.append(time.perf_counter() - t0)
+    for fut in inflight:  # drain: these gradients would only update w_{T+1}, ...
+      fut.result()
+  total = time.perf_counter() - start
+  return OverlapResult(params, np.asarray(losses), np.asarray(times), total)
+
+
+def make_overlap_fns(loss_fn: Callable, mesh: jax.sharding.Mesh, *, compressor: str = "none",
+                     reduction: str | None = None, axis_name: str = "data"):
+  """``(compute_fn, reduce_fn)`` for :func:`run_overlapped` on ``mesh`` (both jitted).
+
+  ``compute_fn(params, batch)`` returns per-device gradients stacked on a leading device axis
+  (sharded over ``axis_name``) and the mean loss; ``reduce_fn`` averages them over the mesh with
+  ``lax.pmean`` or the compressed ring.
+  """
+  c = get_compressor(compressor)
+  reduction = _resolve_reduction(reduction, c)
+  p = mesh.shape[axis_name]
+
+  def local_grad(params, batch):
+    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+    return jax.tree.map(lambda g: g[None], grads), jax.lax.pmean(loss, axis_name)
+
+  def local_reduce(grads):
+    grads = jax.tree.map(lambda g: g[0], grads)
+    if reduction == "pmean":
+      return jax.lax.pmean(grads, axis_name)
+    return jax.tree.map(lambda g: g / p, tree_ring_allreduce(grads, axis_name, p, c))
+
+  compute = jax.jit(shard_map(local_grad, mesh, in_specs=(P(), P(axis_name)),
+                              out_specs=(P(axis_name), P())))
+  reduce = jax.jit(shard_map(local_reduce, mesh, in_specs=P(axis_name), out_specs=P()))
+
+  def compute_fn(params, batch):
+    check_batch(batch, p)
+    return compute(params, batch)
+
+  return compute_fn, reduce
