@@ -292,3 +292,13 @@ def test_registry_validates():
   with pytest.raises(ValueError, match="paper must be one of"):
     registry.reproductions("nope")
   assert set(registry.available_papers()) <= set(registry.PAPERS)
+
+
+def test_run_chunked_passes_extra_args_as_traced_arguments():
+  def step(state, i, scale):
+    return state + scale * i, {"v": state}
+
+  final, hist = loop.run_chunked(step, jnp.float32(0), 5, chunk_size=2, progress=False,
+                                 args=(jnp.float32(2.0),))
+  assert float(final) == 2.0 * (0 + 1 + 2 + 3 + 4)
+  np.testing.assert_allclose(hist["v"], [0, 0, 2, 6, 12])

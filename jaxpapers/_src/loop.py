@@ -14,22 +14,23 @@ StepFn = Callable[[Any, jax.Array], tuple[Any, Any]]
 
 
 def make_chunk(step_fn: StepFn, chunk_size: int):
-  """Returns a jitted ``chunk(state, start) -> (state, stacked_metrics)`` running ``chunk_size`` steps.
+  """Returns a jitted ``chunk(state, start, *args) -> (state, stacked_metrics)`` of ``chunk_size`` steps.
 
-  ``step_fn(state, step)`` receives the global step index (an int32 scalar) so it can fold it
-  into its key; it returns ``(new_state, metrics)`` where metrics is a pytree of scalars.
+  ``step_fn(state, step, *args)`` receives the global step index (an int32 scalar) so it can fold
+  it into its key, and ``args`` (e.g. a dataset, passed as jit arguments rather than baked-in
+  constants); it returns ``(new_state, metrics)`` where metrics is a pytree of scalars.
   """
 
-  def chunk(state, start):
+  def chunk(state, start, *args):
     steps = start + jnp.arange(chunk_size, dtype=jnp.int32)
-    return jax.lax.scan(step_fn, state, steps)
+    return jax.lax.scan(lambda s, i: step_fn(s, i, *args), state, steps)
 
   return jax.jit(chunk, donate_argnums=())
 
 
 def run_chunked(step_fn: StepFn, state, num_steps: int, *, chunk_size: int = 100,
                 start_step: int = 0, desc: str | None = None, progress: bool = True,
-                on_chunk: Callable[[Any, int, dict], None] | None = None):
+                on_chunk: Callable[[Any, int, dict], None] | None = None, args: tuple = ()):
   """Runs ``num_steps`` steps of ``step_fn`` from ``start_step`` as scan chunks.
 
   Args:
@@ -59,7 +60,7 @@ def run_chunked(step_fn: StepFn, state, num_steps: int, *, chunk_size: int = 100
       size = min(chunk_size, num_steps - step)
       if size not in chunks:
         chunks[size] = make_chunk(step_fn, size)
-      state, metrics = chunks[size](state, jnp.int32(step))
+      state, metrics = chunks[size](state, jnp.int32(step), *args)
       metrics = jax.device_get(metrics)
       history.append(metrics)
       step += size
