@@ -1,4 +1,4 @@
-"""Test configuration: 8 fake CPU devices for pmap/shard_map tests, float64 available per test."""
+"""Test configuration: 8 fake CPU devices for pmap/shard_map tests (float64 is enabled per test with `jax.enable_x64`)."""
 
 import os
 
