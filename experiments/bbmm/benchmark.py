@@ -1,0 +1,130 @@
+"""BBMM MLL + gradient speed and accuracy against dense Cholesky, measured in the same run.
+
+For each ``n`` this times one ``jit(value_and_grad)`` evaluation of the exact-GP log likelihood
+
+* ``bbmm-free``: matrix-free BBMM (row-blocked kernel products, recomputed in the backward pass);
+* ``bbmm-dense``: BBMM with ``K̂`` formed once per evaluation (GPyTorch's default for exact GPs);
+* ``chol-jax``: dense Cholesky in JAX (autodiff gradient);
+* ``chol-scipy``: dense float64 Cholesky in SciPy with the analytic gradient (the baseline);
+* ``gpytorch`` (only with ``--gpytorch`` and an installed torch + gpytorch): GPyTorch's
+  ``ExactMarginalLogLikelihood`` with its defaults, on the same data.
+
+and reports seconds, the speed ratio to ``chol-scipy`` and the MLL's relative error against the
+float64 Cholesky value. Usage::
+
+  python experiments/bbmm/benchmark.py --sizes=1000,2000 --reps=2
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+import scipy.spatial
+from absl import app, flags
+
+from jaxpapers.bbmm import data, kernels, likelihood
+from jaxpapers.bbmm import operators as ops
+
+_SIZES = flags.DEFINE_list("sizes", ["2000", "5000", "10000"], "Training-set sizes n.")
+_DIM = flags.DEFINE_integer("dim", 8, "Input dimension of the synthetic data.")
+_REPS = flags.DEFINE_integer("reps", 3, "Timed repetitions (best is reported).")
+_NOISE = flags.DEFINE_float("noise", 0.01, "Noise variance σ².")
+_LS = flags.DEFINE_float("lengthscale", 0.5, "RBF lengthscale (inputs uniform on [0, 1]^d).")
+_GPYTORCH = flags.DEFINE_bool("gpytorch", False, "Also time GPyTorch (needs torch + gpytorch).")
+_SKIP_FREE = flags.DEFINE_integer("max_free_n", 10000, "Largest n for the matrix-free variant.")
+
+
+def _best(fn, reps):
+  out = fn()
+  best = float("inf")
+  for _ in range(reps):
+    t = time.perf_counter()
+    out = fn()
+    best = min(best, time.perf_counter() - t)
+  return best, out
+
+
+def _scipy_mll_grad(x, y, ls, noise):
+  d2 = scipy.spatial.distance.cdist(x / ls, x / ls, "sqeuclidean")
+  k = np.exp(-0.5 * d2)
+  c = scipy.linalg.cho_factor(k + noise * np.eye(len(y)), lower=True)
+  a = scipy.linalg.cho_solve(c, y)
+  mll = -0.5 * y @ a - np.sum(np.log(np.diag(c[0]))) - 0.5 * len(y) * np.log(2 * np.pi)
+  kinv = scipy.linalg.cho_solve(c, np.eye(len(y)))
+  w = np.outer(a, a) - kinv
+  g_noise = 0.5 * np.trace(w)
+  g_ls = 0.5 * np.sum(w * k * d2) / ls  # isotropic lengthscale derivative
+  return mll, (g_noise, g_ls)
+
+
+def _gpytorch_mll(x, y, ls, noise):
+  import gpytorch
+  import torch
+
+  tx, ty = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+
+  class Model(gpytorch.models.ExactGP):
+    def __init__(self):
+      lik = gpytorch.likelihoods.GaussianLikelihood()
+      super().__init__(tx, ty, lik)
+      self.mean_module = gpytorch.means.ZeroMean()
+      self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel())
+
+  model = Model()
+  model.covar_module.base_kernel.lengthscale = ls
+  model.covar_module.outputscale = 1.0
+  model.likelihood.noise = noise
+  model.train()
+  mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
+
+  def step():
+    model.zero_grad()
+    out = mll(model(tx), ty) * len(y)
+    out.backward()
+    return float(out)
+
+  return step
+
+
+def main(argv):
+  del argv
+  ls, noise = _LS.value, _NOISE.value
+  print(f"device: {jax.devices()[0].device_kind}; RBF ℓ={ls}, σ²={noise}, d={_DIM.value}")
+  header = f"{'n':>6} {'method':>11} {'seconds':>9} {'vs scipy':>9} {'MLL rel err':>12}"
+  print(header)
+  for n in map(int, _SIZES.value):
+    x, y = data.synthetic(jax.random.key(n), n, _DIM.value, lengthscale=ls, noise=noise,
+                          dtype=jnp.float32)
+    xn, yn = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    t_ref, (exact, _) = _best(lambda: _scipy_mll_grad(xn, yn, ls, noise), max(1, _REPS.value - 1))
+    rows = [("chol-scipy", t_ref, exact)]
+    p = ops.GPParams(kernels.init_params("rbf", _DIM.value, ls, 1.0, jnp.float32),
+                     jnp.asarray(noise, jnp.float32), jnp.zeros((), jnp.float32))
+    settings = likelihood.Settings()
+    variants = [("bbmm-dense", ops.ExactOperator("rbf", materialize=True))]
+    if n <= _SKIP_FREE.value:
+      variants.append(("bbmm-free", ops.ExactOperator("rbf", block_size=1024)))
+    for name, op in variants:
+      f = jax.jit(jax.value_and_grad(
+          lambda q, k, op=op: likelihood.bbmm_mll(k, op, q, x, y, settings, zero_mean=True)[0]))
+      t, (v, _) = _best(lambda f=f: jax.block_until_ready(f(p, jax.random.key(0))), _REPS.value)
+      rows.append((name, t, float(v)))
+    op = ops.ExactOperator("rbf")
+    fc = jax.jit(jax.value_and_grad(lambda q: likelihood.cholesky_mll(op, q, x, y,
+                                                                      zero_mean=True)))
+    t, (v, _) = _best(lambda: jax.block_until_ready(fc(p)), _REPS.value)
+    rows.append(("chol-jax", t, float(v)))
+    if _GPYTORCH.value:
+      step = _gpytorch_mll(xn, yn, ls, noise)
+      t, v = _best(step, _REPS.value)
+      rows.append(("gpytorch", t, v))
+    for name, t, v in rows:
+      print(f"{n:>6} {name:>11} {t:>9.3f} {t_ref / t:>8.2f}× {abs(v - exact) / abs(exact):>12.2e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

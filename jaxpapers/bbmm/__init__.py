@@ -1,0 +1,47 @@
+"""BBMM: exact Gaussian processes by blackbox matrix–matrix multiplication, in JAX.
+
+Gardner, Pleiss, Bindel, Weinberger & Wilson, "GPyTorch: Blackbox Matrix-Matrix Gaussian Process
+Inference with GPU Acceleration", NeurIPS 2018. One modified batched CG (mBCG) call on
+``[y, z_1 … z_t]`` gives ``K̂⁻¹ y``, ``K̂⁻¹ z_i`` and the Lanczos tridiagonals for stochastic
+Lanczos quadrature of ``log|K̂|``; a pivoted-Cholesky preconditioner cuts iterations; only kernel
+matrix–matrix products are needed, so exact GPs, SGPR and SKI share the engine. Multi-device
+products follow Wang et al., "Exact Gaussian Processes on a Million Data Points", NeurIPS 2019;
+LOVE variances follow Pleiss et al., ICML 2018.
+"""
+
+from jaxpapers.bbmm import config as config
+from jaxpapers.bbmm import data as data
+from jaxpapers.bbmm import kernels as kernels
+from jaxpapers.bbmm.cg import MBCGResult as MBCGResult
+from jaxpapers.bbmm.cg import cg_tridiagonals as cg_tridiagonals
+from jaxpapers.bbmm.cg import lanczos as lanczos
+from jaxpapers.bbmm.cg import mbcg as mbcg
+from jaxpapers.bbmm.kernels import KernelParams as KernelParams
+from jaxpapers.bbmm.kernels import kernel_matrix as kernel_matrix
+from jaxpapers.bbmm.likelihood import GPYTORCH_DEFAULTS as GPYTORCH_DEFAULTS
+from jaxpapers.bbmm.likelihood import ConvergenceError as ConvergenceError
+from jaxpapers.bbmm.likelihood import MLLInfo as MLLInfo
+from jaxpapers.bbmm.likelihood import Settings as Settings
+from jaxpapers.bbmm.likelihood import bbmm_mll as bbmm_mll
+from jaxpapers.bbmm.likelihood import check_converged as check_converged
+from jaxpapers.bbmm.likelihood import cholesky_mll as cholesky_mll
+from jaxpapers.bbmm.likelihood import mll as mll
+from jaxpapers.bbmm.likelihood import slq_logdet as slq_logdet
+from jaxpapers.bbmm.operators import ExactOperator as ExactOperator
+from jaxpapers.bbmm.operators import GPParams as GPParams
+from jaxpapers.bbmm.operators import SGPROperator as SGPROperator
+from jaxpapers.bbmm.operators import SKIOperator as SKIOperator
+from jaxpapers.bbmm.operators import blocked_kernel_matmul as blocked_kernel_matmul
+from jaxpapers.bbmm.operators import sharded_kernel_matmul as sharded_kernel_matmul
+from jaxpapers.bbmm.operators import toeplitz_matmul as toeplitz_matmul
+from jaxpapers.bbmm.precond import Preconditioner as Preconditioner
+from jaxpapers.bbmm.precond import make_preconditioner as make_preconditioner
+from jaxpapers.bbmm.precond import pivoted_cholesky as pivoted_cholesky
+from jaxpapers.bbmm.predict import PredictionCache as PredictionCache
+from jaxpapers.bbmm.predict import cholesky_predict as cholesky_predict
+from jaxpapers.bbmm.predict import exact_variance as exact_variance
+from jaxpapers.bbmm.predict import love_variance as love_variance
+from jaxpapers.bbmm.predict import prediction_cache as prediction_cache
+from jaxpapers.bbmm.predict import predictive_mean as predictive_mean
+from jaxpapers.bbmm.train import fit as fit
+from jaxpapers.bbmm.train import train_and_evaluate as train_and_evaluate

@@ -1,0 +1,259 @@
+"""Registered reproductions of Gardner et al., "GPyTorch: Blackbox Matrix-Matrix Gaussian Process
+Inference with GPU Acceleration", NeurIPS 2018 (BBMM), at CPU scale.
+
+* ``mll_accuracy``: the BBMM log likelihood against a float64 Cholesky reference on real data
+  (kin40k subset), with our defaults and with GPyTorch's defaults.
+* ``exact_gp_rmse``: an exact GP trained by BBMM reaches the test RMSE of one trained by
+  Cholesky (elevators subset).
+* ``speedup_vs_cholesky``: time of one MLL + gradient, BBMM vs dense Cholesky, same run (CPU).
+* ``preconditioner_iterations``: the pivoted-Cholesky preconditioner cuts CG iterations.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+import scipy.spatial
+
+from jaxpapers._src import registry
+from jaxpapers.bbmm import cg as cg_lib
+from jaxpapers.bbmm import config as config_lib
+from jaxpapers.bbmm import data as data_lib
+from jaxpapers.bbmm import kernels, likelihood, train
+from jaxpapers.bbmm import operators as ops
+from jaxpapers.bbmm import precond as precond_lib
+
+_SEEDS = {"smoke": (0,), "cpu": (0, 1), "full": (0, 1, 2, 3, 4)}
+
+
+def _real_or_synthetic(name: str, n: int, seed: int, dim: int = 8):
+  """z-scored rows of a UCI set (or 2-D synthetic data when the shared data are absent)."""
+  key = jax.random.key(seed)
+  try:
+    x, y = data_lib.load_uci(name)
+    source = name
+  except Exception:  # noqa: BLE001 - fall back to synthetic data, reported in the results
+    x, y = data_lib.synthetic(key, n, dim, noise=0.01)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    source = "synthetic"
+  idx = np.asarray(jax.random.permutation(key, x.shape[0]))[:n]
+  x, y = x[idx], y[idx]
+  sx = np.where(x.std(0) > 0, x.std(0), 1.0)
+  return (x - x.mean(0)) / sx, (y - y.mean()) / y.std(), source
+
+
+def _exact_mll_f64(x, y, lengthscale, scale, noise, with_logdet=False):
+  d2 = scipy.spatial.distance.cdist(x / lengthscale, x / lengthscale, "sqeuclidean")
+  k = scale * np.exp(-0.5 * d2) + noise * np.eye(x.shape[0])
+  c = scipy.linalg.cho_factor(k, lower=True)
+  a = scipy.linalg.cho_solve(c, y)
+  logdet = 2 * float(np.sum(np.log(np.diag(c[0]))))
+  mll = float(-0.5 * y @ a - 0.5 * logdet - 0.5 * len(y) * np.log(2 * np.pi))
+  return (mll, logdet) if with_logdet else mll
+
+
+# ----------------------------------------------------------------------------- mll_accuracy
+
+_MLL_N = {"smoke": 400, "cpu": 2000, "full": 20000}
+
+
+def _run_mll(scale, seeds, workdir):
+  # The protocol of the GPyTorch measurement quoted in the issue: inputs uniform on [0, 1]^8,
+  # RBF ℓ = 0.5, scale 1, σ² = 0.01; float32 BBMM against a float64 SciPy Cholesky.
+  n = _MLL_N[scale]
+  ls, sc, noise = 0.5, 1.0, 0.01
+  errs_ours, errs_gpy, errs_ld, iters = [], [], [], []
+  for seed in seeds:
+    x, y = data_lib.synthetic(jax.random.key(seed), n, 8, lengthscale=ls, noise=noise)
+    exact, exact_ld = _exact_mll_f64(np.asarray(x, np.float64), np.asarray(y, np.float64), ls,
+                                     sc, noise, with_logdet=True)
+    p = ops.GPParams(kernels.init_params("rbf", 8, ls, sc, jnp.float32),
+                     jnp.asarray(noise, jnp.float32), jnp.zeros((), jnp.float32))
+    op = ops.ExactOperator("rbf", materialize=True)
+    ours, info = likelihood.bbmm_mll(jax.random.key(seed), op, p, x, y, likelihood.Settings())
+    gpy, _ = likelihood.bbmm_mll(jax.random.key(seed), op, p, x, y,
+                                 likelihood.GPYTORCH_DEFAULTS)
+    errs_ours.append(abs(float(ours) - exact) / abs(exact))
+    errs_gpy.append(abs(float(gpy) - exact) / abs(exact))
+    errs_ld.append(abs(float(info.logdet) - exact_ld) / abs(exact_ld))
+    iters.append(int(info.num_iters))
+  return {"n": n, "rel_err_ours": float(np.mean(errs_ours)),
+          "rel_err_logdet_ours": float(np.mean(errs_ld)),
+          "rel_err_gpytorch_defaults": float(np.mean(errs_gpy)), "cg_iters": iters,
+          "settings": "synthetic d=8, RBF ℓ=0.5, s=1, σ²=0.01; float32 BBMM (ours: 30 probes, "
+                      "50 Lanczos steps, tol 0.01, rank 15) vs float64 Cholesky"}
+
+
+registry.register(registry.Reproduction(
+    paper="bbmm", name="mll_accuracy",
+    claim="BBMM's MLL matches exact Cholesky (target here: within 0.5 %, where GPyTorch's "
+          "defaults are not: 2.3 % off at n = 20k, 35 % at 40k on an H100)",
+    paper_value="exact up to solver tolerance (target ≤ 0.5 %)",
+    run=_run_mll,
+    check=lambda m, scale: m["rel_err_ours"] <= 0.005,
+    summary=lambda m: (f"MLL rel. err {100 * m['rel_err_ours']:.2f} % (GPyTorch defaults "
+                       f"{100 * m['rel_err_gpytorch_defaults']:.2f} %, same code; our log|K̂| "
+                       f"{100 * m['rel_err_logdet_ours']:.2f} %) at n={m['n']}"),
+    seeds=_SEEDS,
+    scale_note={s: f"n = {_MLL_N[s]}, synthetic d = 8, RBF ℓ = 0.5, σ² = 0.01" for s in _MLL_N},
+))
+
+
+# ----------------------------------------------------------------------------- exact_gp_rmse
+
+_RMSE = {"smoke": ("yacht", 0, 8), "cpu": ("elevators", 1000, 30), "full": ("elevators", 0, 100)}
+
+
+def _run_rmse(scale, seeds, workdir):
+  dataset, max_train, steps = _RMSE[scale]
+  rows = []
+  for seed in seeds:
+    c = config_lib.get_config("smoke" if scale == "smoke" else "cpu")
+    c.seed = seed
+    c.dataset = dataset if data_lib_available(dataset) else "synthetic"
+    c.max_train = max_train
+    c.num_steps = steps
+    c.models = ("bbmm", "cholesky")
+    c.chunk_size = steps
+    out = train.train_and_evaluate(c, f"{workdir}/seed{seed}")
+    rows.append((out["bbmm"]["rmse"], out["cholesky"]["rmse"], out["bbmm"]["train_time_s"],
+                 out["cholesky"]["train_time_s"], out["bbmm"]["nll"], out["cholesky"]["nll"],
+                 out["n_train"], c.dataset))
+  r = np.asarray([row[:6] for row in rows])
+  return {"dataset": rows[0][7], "n_train": rows[0][6], "steps": steps,
+          "nll_bbmm": float(r[:, 4].mean()), "nll_cholesky": float(r[:, 5].mean()),
+          "rmse_bbmm": float(r[:, 0].mean()), "rmse_cholesky": float(r[:, 1].mean()),
+          "rel_diff": float(np.mean(np.abs(r[:, 0] - r[:, 1]) / r[:, 1])),
+          "train_s_bbmm": float(r[:, 2].mean()), "train_s_cholesky": float(r[:, 3].mean())}
+
+
+def data_lib_available(name: str) -> bool:
+  from jaxpapers._src import data as shared
+
+  return shared.has_dataset(data_lib.DATASET_FOLDER, [data_lib.UCI_FILES[name]])
+
+
+registry.register(registry.Reproduction(
+    paper="bbmm", name="exact_gp_rmse",
+    claim="An exact GP trained with BBMM matches the test error of one trained with Cholesky",
+    paper_value="same test error as Cholesky (GPyTorch Fig. 3)",
+    run=_run_rmse,
+    check=lambda m, scale: m["rel_diff"] <= 0.05,
+    seeds={"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)},
+    summary=lambda m: (f"RMSE {m['rmse_bbmm']:.4f} (BBMM) vs {m['rmse_cholesky']:.4f} "
+                       f"(Cholesky), {100 * m['rel_diff']:.2f} % apart; {m['dataset']} "
+                       f"n={m['n_train']}; NLL {m['nll_bbmm']:.3f} vs {m['nll_cholesky']:.3f}"),
+    scale_note={"smoke": "yacht (197 train), 8 Adam steps",
+                "cpu": "elevators, 1000 train, 30 Adam steps",
+                "full": "elevators, full 64 % split, 100 steps"},
+))
+
+
+# ----------------------------------------------------------------------------- speed
+
+_SPEED_N = {"smoke": 500, "cpu": 3000, "full": 10000}
+
+
+def _time(fn, *args, reps=3):
+  jax.block_until_ready(fn(*args))
+  best = float("inf")
+  for _ in range(reps):
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    best = min(best, time.perf_counter() - t)
+  return best
+
+
+def _run_speed(scale, seeds, workdir):
+  n = _SPEED_N[scale]
+  ratios, t_b, t_c = [], [], []
+  for seed in seeds:
+    x, y, source = _real_or_synthetic("kin40k", n, seed)
+    xj, yj = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    p = ops.GPParams(kernels.init_params("rbf", x.shape[1], 1.0, 1.0, jnp.float32),
+                     jnp.asarray(0.1, jnp.float32), jnp.zeros((), jnp.float32))
+    op = ops.ExactOperator("rbf", materialize=True)
+    settings = likelihood.Settings()
+    bb = jax.jit(jax.value_and_grad(
+        lambda q, k: likelihood.bbmm_mll(k, op, q, xj, yj, settings)[0]))
+    ch = jax.jit(jax.value_and_grad(lambda q: likelihood.cholesky_mll(op, q, xj, yj)))
+    tb = _time(bb, p, jax.random.key(seed))
+    tc = _time(ch, p)
+    t_b.append(tb)
+    t_c.append(tc)
+    ratios.append(tc / tb)
+  return {"n": n, "source": source, "t_bbmm_s": float(np.mean(t_b)),
+          "t_cholesky_s": float(np.mean(t_c)), "speedup": float(np.mean(ratios)),
+          "device": jax.devices()[0].platform}
+
+
+registry.register(registry.Reproduction(
+    paper="bbmm", name="speedup_vs_cholesky",
+    claim="BBMM exact-GP inference is faster than Cholesky (up to 20× on a GPU)",
+    paper_value=20.0,
+    run=_run_speed,
+    check=lambda m, scale: m["speedup"] >= 1.0,
+    summary=lambda m: (f"{m['speedup']:.2f}× ({m['t_cholesky_s']:.3f} s Cholesky / "
+                       f"{m['t_bbmm_s']:.3f} s BBMM per MLL+grad, n={m['n']}, {m['device']})"),
+    seeds=_SEEDS,
+    scale_note={s: f"n = {_SPEED_N[s]} kin40k points, float32, CPU" for s in _SPEED_N},
+))
+
+
+# ----------------------------------------------------------------------------- preconditioner
+
+_PRE_N = {"smoke": 300, "cpu": 1500, "full": 5000}
+
+
+def _run_precond(scale, seeds, workdir):
+  n = _PRE_N[scale]
+  rows = []
+  for seed in seeds:
+    for name in ("synthetic", "kin40k"):
+      if name == "synthetic":
+        x, y = data_lib.synthetic(jax.random.key(seed), n, 2, lengthscale=0.3, noise=0.01)
+        x = jnp.asarray(x, jnp.float32)
+      else:
+        xn, y, name = _real_or_synthetic("kin40k", n, seed)
+        x = jnp.asarray(xn, jnp.float32)
+      y = jnp.asarray(y, jnp.float32)
+      p = ops.GPParams(kernels.init_params("rbf", x.shape[1], 0.3 if name == "synthetic" else 1.0,
+                                           1.0, jnp.float32), jnp.asarray(0.01, jnp.float32),
+                       jnp.zeros((), jnp.float32))
+      rows.append((name, *_iters(p, x, y)))
+  syn = [r for r in rows if r[0] == "synthetic"]
+  real = [r for r in rows if r[0] != "synthetic"]
+  return {"n": n, "iters_synthetic": [r[1:] for r in syn], "iters_real": [r[1:] for r in real],
+          "ratio_synthetic": float(np.mean([a / b for _, a, b in syn])),
+          "ratio_real": float(np.mean([a / b for _, a, b in real])) if real else float("nan")}
+
+
+@jax.jit
+def _iters(p, x, y):
+  op = ops.ExactOperator("rbf", materialize=True)
+  state = op.prepare(p, x)
+  lmat, _ = precond_lib.pivoted_cholesky(op.kernel_diag(state), lambda i: op.kernel_row(state, i),
+                                         15)
+  pre = precond_lib.make_preconditioner(lmat, p.noise)
+  mm = lambda v: op.matmul(state, v)
+  plain = cg_lib.mbcg(mm, y[:, None], tol=1e-3, max_iters=2000)
+  pc = cg_lib.mbcg(mm, y[:, None], precond=pre.solve, tol=1e-3, max_iters=2000)
+  return plain.num_iters[0], pc.num_iters[0]
+
+
+registry.register(registry.Reproduction(
+    paper="bbmm", name="preconditioner_iterations",
+    claim="The rank-15 pivoted-Cholesky preconditioner cuts CG iterations (≥ 2× on smooth "
+          "low-dimensional data)",
+    paper_value="large reductions (GPyTorch Fig. 5)",
+    run=_run_precond,
+    check=lambda m, scale: m["ratio_synthetic"] >= 2.0,
+    summary=lambda m: (f"{m['ratio_synthetic']:.1f}× fewer iterations on 2-D synthetic, "
+                       f"{m['ratio_real']:.1f}× on kin40k (n={m['n']}, tol 1e-3)"),
+    seeds=_SEEDS,
+    scale_note={s: f"n = {_PRE_N[s]}, RBF, σ² = 0.01" for s in _PRE_N},
+))
