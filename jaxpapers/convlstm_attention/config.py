@@ -46,19 +46,21 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     c.num_steps = 100_000
     c.eval_size = 2048
   else:
-    c.num_frames, c.size = 16, 32
-    c.stem_channels = [16, 32]
+    c.num_frames, c.size = 12, 24
+    c.stem_channels = [8, 16]
     c.residual_stem = False
     c.temporal_stride = 1
-    c.lstm_channels = 32
-    c.mobilenet_channels = [64]
+    c.lstm_channels = 16
+    c.mobilenet_channels = [32]
     # At CPU scale Adam reaches useful accuracy in the step budget; SGD stays available.
     c.optimizer = "adam"
     c.learning_rate = 3e-3
     c.end_learning_rate = 3e-5
     c.grad_clip = 5.0
-    c.batch_size = 16
-    c.num_steps = 300
+    c.batch_size = 8
+    c.num_steps = 200
+    c.eval_size = 400
+    c.variants = ["convlstm", "a", "b", "c", "d"]
   if scale == "cpu":
     c.seeds = [0]
   if scale == "smoke":
