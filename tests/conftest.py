@@ -2,7 +2,13 @@
 
 import os
 
+import tempfile
+
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# A persistent compilation cache shared by the test workers and the subprocesses they start
+# (experiment binaries, notebooks, the reproduce job compile many of the same programs).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"jaxpapers-test-cache-{os.getuid()}"))
 
 import jax  # noqa: E402
 
