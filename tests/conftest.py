@@ -1,7 +1,6 @@
 """Test configuration: 8 fake CPU devices for pmap/shard_map tests (float64 is enabled per test with `jax.enable_x64`)."""
 
 import os
-
 import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
