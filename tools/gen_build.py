@@ -22,6 +22,8 @@ PIP_NAMES = {
     "PIL": "pillow", "nbformat": "nbformat", "nbclient": "nbclient", "pytest": "pytest",
     "matplotlib": "matplotlib", "distrax": "distrax", "optree": "optree", "tomllib": None,
 }
+# Optional comparisons a benchmark imports only when asked (e.g. --gpytorch); never required.
+OPTIONAL = {"torch", "gpytorch", "dppy"}
 
 
 def module_imports(path: pathlib.Path) -> set[str]:
@@ -56,7 +58,7 @@ def classify(imports: set[str], papers: list[str]) -> tuple[list[str], list[str]
         internal.add(":jaxpapers")
     elif top == "tools":
       internal.add(":tools")
-    elif top in std or top in ("experiments",):
+    elif top in std or top in ("experiments",) or top in OPTIONAL:
       continue
     else:
       pip_name = PIP_NAMES.get(top, top)
