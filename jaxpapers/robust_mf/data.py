@@ -1,0 +1,270 @@
+"""Data for robust matrix factorization: MovieLens loaders, outlier injection, synthetic problems.
+
+Formats (GroupLens, Harper & Konstan 2015):
+
+* MovieLens-100K ``u.data`` / ``u1.base`` / ``u1.test``: ``user<TAB>item<TAB>rating<TAB>timestamp``,
+  1-based ids.
+* MovieLens-1M / 10M ``ratings.dat``: ``UserID::MovieID::Rating::Timestamp`` (10M has half-star
+  ratings and non-contiguous movie ids).
+
+The synthetic generator follows the kind of setup of Yao & Kwok (NeurIPS 2018): a rank-r
+ground truth U Vᵀ with N(0, 1) factors, a random observed set Ω, small Gaussian noise on every
+observed entry and a fraction of observed entries corrupted by large outliers; the test entries
+are unobserved positions with their clean values.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpapers._src import data as data_lib
+from jaxpapers._src import validation
+from jaxpapers.robust_mf import observations as obs_lib
+
+
+class Ratings(NamedTuple):
+  """Raw ratings with the dataset's own (1-based, possibly sparse) ids.
+
+  Attributes:
+    users: int64[N] user ids.
+    items: int64[N] item ids.
+    ratings: float64[N] ratings.
+  """
+
+  users: np.ndarray
+  items: np.ndarray
+  ratings: np.ndarray
+
+
+class SplitData(NamedTuple):
+  """A train/test split as observations of the same m × n matrix.
+
+  Attributes:
+    train: :class:`~.observations.SparseObservations` used for fitting.
+    test: :class:`~.observations.SparseObservations` held out for RMSE/MAE.
+  """
+
+  train: obs_lib.SparseObservations
+  test: obs_lib.SparseObservations
+
+
+class SyntheticProblem(NamedTuple):
+  """A synthetic low-rank + outliers problem.
+
+  Attributes:
+    train: observed (noisy, corrupted) entries.
+    test: unobserved entries with their clean values [U Vᵀ]_ij.
+    u: (m, r) ground-truth factor.
+    v: (n, r) ground-truth factor.
+    outlier_mask: bool[|Ω|], which training entries were corrupted.
+  """
+
+  train: obs_lib.SparseObservations
+  test: obs_lib.SparseObservations
+  u: jax.Array
+  v: jax.Array
+  outlier_mask: jax.Array
+
+
+def _parse(path, sep: str) -> Ratings:
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"ratings file not found: {path}")
+  rows = []
+  with open(path, encoding="latin-1") as f:
+    for lineno, line in enumerate(f, 1):
+      line = line.strip()
+      if not line:
+        continue
+      parts = line.split(sep) if sep != "\t" else line.split()
+      if len(parts) < 3:
+        raise ValueError(f"{path}:{lineno}: expected user{sep!r}item{sep!r}rating[...], "
+                         f"got {line!r}")
+      try:
+        rows.append((int(parts[0]), int(parts[1]), float(parts[2])))
+      except ValueError as e:
+        raise ValueError(f"{path}:{lineno}: cannot parse {line!r}: {e}") from None
+  if not rows:
+    raise ValueError(f"{path}: no ratings found")
+  arr = np.asarray(rows, dtype=np.float64)
+  return Ratings(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2])
+
+
+def load_ratings_tsv(path) -> Ratings:
+  """Reads a MovieLens-100K file (``u.data``, ``u1.base``, ``u1.test``): tab-separated."""
+  return _parse(path, "\t")
+
+
+def load_ratings_dat(path) -> Ratings:
+  """Reads a MovieLens-1M/10M ``ratings.dat`` file: ``::``-separated."""
+  return _parse(path, "::")
+
+
+def index_ratings(*parts: Ratings, dtype=jnp.float32) -> tuple[list[obs_lib.SparseObservations],
+                                                              tuple[int, int]]:
+  """Maps raw ids of several rating sets to shared contiguous 0-based indices.
+
+  Users and items are indexed over the union of ``parts`` so that a train and a test set index
+  the same matrix. Returns the observations (in order) and the matrix shape (m, n).
+  """
+  if not parts:
+    raise ValueError("index_ratings needs at least one Ratings")
+  users = np.unique(np.concatenate([p.users for p in parts]))
+  items = np.unique(np.concatenate([p.items for p in parts]))
+  shape = (int(users.size), int(items.size))
+  out = []
+  for p in parts:
+    out.append(obs_lib.sparse_observations(np.searchsorted(users, p.users).astype(np.int32),
+                                           np.searchsorted(items, p.items).astype(np.int32),
+                                           p.ratings, shape, dtype=dtype))
+  return out, shape
+
+
+def load_movielens_100k(data_dir=None, split: str = "u1", dtype=jnp.float32) -> SplitData:
+  """MovieLens-100K ``<split>.base`` / ``<split>.test`` (e.g. ``u1``) as a :class:`SplitData`.
+
+  Args:
+    data_dir: the ``movielens-100k`` folder or a root containing it (default: ``JAXPAPERS_DATA``
+      or ``../shared/data``).
+    split: the GroupLens split prefix (``u1`` … ``u5``, ``ua``, ``ub``).
+    dtype: floating dtype of the values.
+  """
+  folder = data_lib.find_dataset("movielens-100k", [f"{split}.base", f"{split}.test"], data_dir)
+  train = load_ratings_tsv(folder / f"{split}.base")
+  test = load_ratings_tsv(folder / f"{split}.test")
+  (tr, te), _ = index_ratings(train, test, dtype=dtype)
+  return SplitData(tr, te)
+
+
+def split_ratings(key, ratings: Ratings, train_fraction: float = 0.5,
+                  dtype=jnp.float32) -> SplitData:
+  """Random train/test split of one rating file (used for MovieLens-1M/10M).
+
+  Args:
+    key: ``jax.random.key`` choosing the permutation.
+    ratings: the raw ratings.
+    train_fraction: share of ratings used for training, in (0, 1).
+    dtype: floating dtype of the values.
+  """
+  if not 0.0 < train_fraction < 1.0:
+    raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+  n = ratings.ratings.shape[0]
+  perm = np.asarray(jax.random.permutation(key, n))
+  k = int(round(train_fraction * n))
+  if k == 0 or k == n:
+    raise ValueError(f"train_fraction={train_fraction} leaves an empty split of {n} ratings")
+  tr = Ratings(*(a[perm[:k]] for a in ratings))
+  te = Ratings(*(a[perm[k:]] for a in ratings))
+  (tr, te), _ = index_ratings(tr, te, dtype=dtype)
+  return SplitData(tr, te)
+
+
+def inject_outliers(key, obs: obs_lib.SparseObservations, ratio: float,
+                    low: float, high: float) -> tuple[obs_lib.SparseObservations, jax.Array]:
+  """Replaces a random ``ratio`` of the observed values by draws from U[low, high].
+
+  For ratings in [1, 5] (MovieLens) a corruption is the rating replaced by an arbitrary value in
+  the rating range, i.e. ``low=1, high=5``.
+
+  Returns:
+    The corrupted observations and the bool[|Ω|] mask of corrupted entries.
+  """
+  if not isinstance(obs, obs_lib.SparseObservations):
+    raise TypeError(f"obs must be SparseObservations, got {type(obs).__name__}")
+  if not 0.0 <= ratio <= 1.0:
+    raise ValueError(f"ratio must be in [0, 1], got {ratio}")
+  if not high > low:
+    raise ValueError(f"need high > low, got low={low}, high={high}")
+  k1, k2 = jax.random.split(key)
+  nnz = obs.values.shape[0]
+  num = int(round(ratio * nnz))
+  chosen = jax.random.permutation(k1, nnz)[:num]
+  mask = jnp.zeros((nnz,), bool).at[chosen].set(True)
+  noise = jax.random.uniform(k2, (nnz,), obs.values.dtype, low, high)
+  values = jnp.where(mask, noise, obs.values)
+  return obs_lib.SparseObservations(obs.rows, obs.cols, values, obs.shape), mask
+
+
+def _unique_pairs(rng: np.random.Generator, m: int, n: int, count: int,
+                  exclude: np.ndarray | None = None) -> np.ndarray:
+  """``count`` distinct flat indices i·n + j (not in ``exclude``), drawn without forming m × n."""
+  total = m * n
+  chosen = np.empty((0,), np.int64)
+  while chosen.size < count:
+    need = count - chosen.size
+    draw = rng.integers(0, total, size=int(need * 1.2) + 16, dtype=np.int64)
+    draw = np.unique(np.concatenate([chosen, draw]))
+    if exclude is not None:
+      draw = draw[~np.isin(draw, exclude, assume_unique=False)]
+    chosen = draw
+  return rng.permutation(chosen)[:count] if chosen.size > count else chosen
+
+
+def synthetic(key, m: int, n: int, rank: int = 5, *, density: float | None = None,
+              noise_std: float = 0.1, outlier_ratio: float = 0.0, outlier_magnitude: float = 10.0,
+              num_test: int | None = None, dtype=jnp.float32) -> SyntheticProblem:
+  """A synthetic robust-MF problem: X = U Vᵀ + noise on Ω, a share of Ω corrupted by outliers.
+
+  U ∈ R^{m×r}, V ∈ R^{n×r} have N(0, 1) entries. Ω holds ``density · m · n`` distinct entries
+  (default density min(0.5, 15 log(m) / m)), each observed with N(0, noise_std²) noise; a
+  random ``outlier_ratio`` of Ω additionally gets U[−outlier_magnitude, outlier_magnitude]
+  added. The test set is ``num_test`` unobserved entries (default min(|Ω|, m n − |Ω|)) with their
+  clean values. Index sampling is done on the host without any m × n array.
+
+  Args:
+    key: ``jax.random.key``.
+    m, n: matrix size.
+    rank: ground-truth rank r.
+    density: observed fraction |Ω| / (m n).
+    noise_std: inlier Gaussian noise standard deviation.
+    outlier_ratio: share of observed entries that are outliers, in [0, 1).
+    outlier_magnitude: outliers add U[−a, a] with a = ``outlier_magnitude``.
+    num_test: number of held-out test entries.
+    dtype: floating dtype.
+
+  Raises:
+    ValueError: bad sizes, rank, density or ratio.
+  """
+  for name, val in (("m", m), ("n", n), ("rank", rank)):
+    if not isinstance(val, (int, np.integer)) or val <= 0:
+      raise ValueError(f"{name} must be a positive int, got {val!r}")
+  if rank > min(m, n):
+    raise ValueError(f"rank must be <= min(m, n) = {min(m, n)}, got {rank}")
+  if density is None:
+    density = min(0.5, 15.0 * np.log(max(m, 2)) / m)
+  if not 0.0 < density < 1.0:
+    raise ValueError(f"density must be in (0, 1), got {density}")
+  if not 0.0 <= outlier_ratio < 1.0:
+    raise ValueError(f"outlier_ratio must be in [0, 1), got {outlier_ratio}")
+  validation.check_positive(noise_std, "noise_std", allow_zero=True)
+  ku, kv, kidx, knoise, kout, kmag = jax.random.split(key, 6)
+  u = jax.random.normal(ku, (m, rank), dtype)
+  v = jax.random.normal(kv, (n, rank), dtype)
+  seed = np.asarray(jax.random.randint(kidx, (4,), 0, np.iinfo(np.int32).max))
+  rng = np.random.default_rng(seed)
+  nnz = max(1, int(round(density * m * n)))
+  train_idx = np.sort(_unique_pairs(rng, m, n, nnz))
+  if num_test is None:
+    num_test = min(nnz, m * n - nnz)
+  num_test = min(int(num_test), m * n - nnz)
+  if num_test < 1:
+    raise ValueError("no unobserved entries are left for the test set")
+  test_idx = np.sort(_unique_pairs(rng, m, n, num_test, exclude=train_idx))
+  rows, cols = (train_idx // n).astype(np.int32), (train_idx % n).astype(np.int32)
+  trows, tcols = (test_idx // n).astype(np.int32), (test_idx % n).astype(np.int32)
+  clean = jnp.sum(u[rows] * v[cols], axis=-1)
+  noisy = clean + noise_std * jax.random.normal(knoise, clean.shape, dtype)
+  num_out = int(round(outlier_ratio * nnz))
+  out_idx = jax.random.permutation(kout, nnz)[:num_out]
+  outlier_mask = jnp.zeros((nnz,), bool).at[out_idx].set(True)
+  kick = jax.random.uniform(kmag, (nnz,), dtype, -outlier_magnitude, outlier_magnitude)
+  values = jnp.where(outlier_mask, noisy + kick, noisy)
+  train = obs_lib.SparseObservations(jnp.asarray(rows), jnp.asarray(cols), values, (m, n))
+  test_vals = jnp.sum(u[trows] * v[tcols], axis=-1)
+  test = obs_lib.SparseObservations(jnp.asarray(trows), jnp.asarray(tcols), test_vals, (m, n))
+  return SyntheticProblem(train, test, u, v, outlier_mask)
