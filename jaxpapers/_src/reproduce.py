@@ -111,6 +111,8 @@ def parse_papers(spec: str) -> list[str]:
 
 def main(argv):
   del argv
+  if FLAGS["verbosity"].using_default_value:
+    logging.set_verbosity(logging.WARNING)  # libraries' INFO logs (orbax, XLA) drown the progress lines
   papers = parse_papers(_PAPERS.value)
   scale = _SCALE.value
   os.makedirs(_RESULTS.value, exist_ok=True)
