@@ -21,6 +21,7 @@ PIP_NAMES = {
     "numpy": "numpy", "scipy": "scipy", "sklearn": "scikit-learn", "gymnax": "gymnax",
     "PIL": "pillow", "nbformat": "nbformat", "nbclient": "nbclient", "pytest": "pytest",
     "matplotlib": "matplotlib", "distrax": "distrax", "optree": "optree", "tomllib": None,
+    "ale_py": "ale-py",
 }
 # Optional comparisons a benchmark imports only when asked (e.g. --gpytorch); never required.
 OPTIONAL = {"torch", "gpytorch", "dppy"}

@@ -1,0 +1,85 @@
+"""Configurations of the meta-gradient experiments at ``smoke`` / ``cpu`` / ``full`` scale.
+
+Xu, van Hasselt & Silver, "Meta-Gradient Reinforcement Learning", NeurIPS 2018. ``full`` is the
+paper's Atari setting (IMPALA deep ResNet + LSTM, 200M frames, γ' = 0.995, λ' = 1, η-conditioned);
+``cpu`` runs MinAtar Breakout with the small conv torso; ``smoke`` is a seconds-long CartPole run.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jaxpapers._src.validation import check_in
+
+
+def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
+  """Returns the config for ``scale`` in ``("smoke", "cpu", "full")``."""
+  check_in(scale, "scale", ("smoke", "cpu", "full"))
+  c = ml_collections.ConfigDict()
+  c.scale = scale
+  c.env_name = "Breakout-MinAtar"
+  c.variants = ("fixed", "meta_gamma_lambda")
+  c.seeds = (0, 1, 2)
+  c.num_envs = 64
+  c.unroll_length = 20
+  c.total_env_steps = 1_000_000
+  c.chunk_size = 50
+  c.eval_fraction = 0.25
+  c.progress = False
+  # Network.
+  c.torso = "auto"          # conv for MinAtar, mlp for classic control/bsuite, impala for Atari.
+  c.hidden = (128,)
+  c.lstm_size = 0
+  c.eta_conditioning = False
+  c.eta_embed_dim = 16
+  c.objective_uses_reference_eta = True
+  # Inner learner (IMPALA): RMSProp(decay .99, eps .01), clip 40, lr annealed to 0.
+  c.optimizer = "rmsprop"
+  c.learning_rate = 6e-4
+  c.anneal_lr = True
+  c.rms_decay = 0.99
+  c.rms_eps = 0.01
+  c.max_grad_norm = 40.0
+  c.baseline_cost = 0.5
+  c.entropy_cost = 0.01
+  # Meta-learning: Adam on the logits, reference η' = (γ', λ'), trace decay μ.
+  c.meta_lr = 1e-3
+  c.gamma_init = 0.99
+  c.lambda_init = 0.9
+  c.gamma_ref = 0.99
+  c.lambda_ref = 1.0
+  c.trace_decay = 0.0
+  # Atari (full scale) host-loop settings.
+  c.atari_games = ()
+  c.frame_skip = 4
+  c.noop_max = 30
+  c.life_loss_terminal = True
+  if scale == "smoke":
+    c.env_name = "CartPole-v1"
+    c.variants = ("meta_gamma_lambda",)
+    c.seeds = (0,)
+    c.num_envs = 4
+    c.unroll_length = 5
+    c.total_env_steps = 400
+    c.chunk_size = 20
+    c.hidden = (16,)
+    c.learning_rate = 1e-3
+  elif scale == "cpu":
+    c.total_env_steps = 1_000_000
+    c.learning_rate = 2e-3
+    c.meta_lr = 1e-2
+  else:
+    c.env_name = "Atari"
+    c.atari_games = ("Pong", "Breakout", "Seaquest", "SpaceInvaders", "BeamRider", "Qbert")
+    c.seeds = (0, 1, 2)
+    c.num_envs = 32
+    c.unroll_length = 80
+    c.total_env_steps = 50_000_000  # agent steps = 200M frames at frame skip 4, per game.
+    c.torso = "impala"
+    c.hidden = (256,)
+    c.lstm_size = 256
+    c.eta_conditioning = True
+    c.gamma_ref = 0.995
+    c.gamma_init = 0.995
+    c.lambda_init = 0.95
+  return c

@@ -1,0 +1,202 @@
+"""Actor-critic networks (flax.linen) with the optional η-embedding of the meta-gradient paper.
+
+Xu, van Hasselt & Silver, "Meta-Gradient Reinforcement Learning", NeurIPS 2018, Sec. 1.4: the
+value and policy are conditioned on the meta-parameters through a learned embedding
+``e_η = W_η η`` concatenated to the torso features of both heads. The Atari agent is IMPALA's
+"deep" ResNet torso followed by an LSTM (Espeholt et al. 2018); MinAtar and classic control use
+a small conv or MLP torso.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxpapers._src.validation import check_in, check_positive
+from jaxpapers.meta_gradient.core import AgentOutput
+
+
+class MLPTorso(nn.Module):
+  """Flatten then ReLU MLP."""
+
+  hidden: Sequence[int] = (64, 64)
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    for h in self.hidden:
+      x = nn.relu(nn.Dense(h)(x))
+    return x
+
+
+class ConvTorso(nn.Module):
+  """MinAtar torso: one 3×3 conv (16 channels) and a ReLU dense layer (Young & Tian 2019)."""
+
+  channels: int = 16
+  hidden: int = 128
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.astype(jnp.float32)
+    x = nn.relu(nn.Conv(self.channels, (3, 3), padding="VALID")(x))
+    x = x.reshape(x.shape[0], -1)
+    return nn.relu(nn.Dense(self.hidden)(x))
+
+
+class ImpalaTorso(nn.Module):
+  """IMPALA "deep" torso: 3 sections of conv + max-pool + 2 residual blocks, then ReLU dense."""
+
+  channels: Sequence[int] = (16, 32, 32)
+  hidden: int = 256
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.astype(jnp.float32)
+    for c in self.channels:
+      x = nn.Conv(c, (3, 3), padding="SAME")(x)
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+      for _ in range(2):
+        y = nn.Conv(c, (3, 3), padding="SAME")(nn.relu(x))
+        y = nn.Conv(c, (3, 3), padding="SAME")(nn.relu(y))
+        x = x + y
+    x = nn.relu(x).reshape(x.shape[0], -1)
+    return nn.relu(nn.Dense(self.hidden)(x))
+
+
+def _lstm_cell(c, h, pre, w_h):
+  gates = pre + h @ w_h
+  i, f, g, o = jnp.split(gates, 4, axis=-1)
+  c = jax.nn.sigmoid(f + 1.0) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return c, h
+
+
+class ActorCritic(nn.Module):
+  """Policy logits and value from a torso, an optional LSTM core and an optional η-embedding.
+
+  ``__call__(obs, next_obs, first, core_state, eta_input)`` takes time-major ``[T, B, ...]``
+  inputs and returns an :class:`~jaxpapers.meta_gradient.core.AgentOutput` with the values of
+  ``next_obs`` (for bootstrapping on truncation); ``next_obs=None`` skips them (acting).
+  """
+
+  num_actions: int
+  torso: str = "mlp"
+  hidden: Sequence[int] = (64, 64)
+  lstm_size: int = 0
+  eta_embed_dim: int = 0
+
+  def _torso(self):
+    if self.torso == "mlp":
+      return MLPTorso(tuple(self.hidden), name="torso")
+    if self.torso == "conv":
+      return ConvTorso(hidden=self.hidden[-1], name="torso")
+    return ImpalaTorso(hidden=self.hidden[-1], name="torso")
+
+  @nn.compact
+  def __call__(self, obs, next_obs, first, core_state, eta_input):
+    t, b = obs.shape[:2]
+    torso = self._torso()
+    n_next = 0 if next_obs is None else t
+    flat = obs.reshape((t * b,) + obs.shape[2:])
+    if next_obs is not None:
+      flat = jnp.concatenate([flat, next_obs.reshape((t * b,) + obs.shape[2:])], axis=0)
+    feats = torso(flat)
+    feats = feats.reshape((t + n_next, b, feats.shape[-1]))
+    x, x_next = feats[:t], feats[t:]
+    new_core = ()
+    if self.lstm_size:
+      proj = nn.Dense(4 * self.lstm_size, name="lstm_in")
+      w_h = self.param("lstm_hidden", nn.initializers.orthogonal(), (self.lstm_size,
+                                                                    4 * self.lstm_size))
+      pre = proj(x)
+      c0, h0 = core_state
+
+      def step(carry, inp):
+        c, h = carry
+        p, f = inp
+        keep = (1.0 - f.astype(c.dtype))[:, None]
+        c, h = _lstm_cell(c * keep, h * keep, p, w_h)
+        return (c, h), (c, h)
+
+      new_core, (cs, hs) = jax.lax.scan(step, (c0, h0), (pre, first))
+      if next_obs is not None:
+        _, h_next = _lstm_cell(cs, hs, proj(x_next), w_h)
+        x_next = h_next
+      x = hs
+    if self.eta_embed_dim:
+      if eta_input is None:
+        raise ValueError("eta_input is required when eta_embed_dim > 0")
+      emb = nn.Dense(self.eta_embed_dim, name="eta_embedding")(jax.lax.stop_gradient(eta_input))
+      x = jnp.concatenate([x, jnp.broadcast_to(emb, x.shape[:-1] + emb.shape[-1:])], axis=-1)
+      if next_obs is not None:
+        x_next = jnp.concatenate(
+            [x_next, jnp.broadcast_to(emb, x_next.shape[:-1] + emb.shape[-1:])], axis=-1)
+    policy = nn.Dense(self.num_actions, name="policy", kernel_init=nn.initializers.normal(0.01))
+    value = nn.Dense(1, name="value")
+    logits = policy(x)
+    values = value(x)[..., 0]
+    next_values = value(x_next)[..., 0] if next_obs is not None else jnp.zeros_like(values)
+    return AgentOutput(logits, values, next_values, new_core)
+
+
+class Agent(NamedTuple):
+  """A network as pure functions.
+
+  Attributes:
+    init: ``(key, obs_example [B, ...]) -> params``.
+    apply: ``(params, obs, next_obs, first, core_state, eta_input) -> AgentOutput`` on
+      ``[T, B, ...]`` sequences.
+    act: ``(params, obs [B, ...], first [B], core_state, eta_input) -> (logits [B, A], core_state)``.
+    initial_state: ``batch -> core_state`` (``()`` for feed-forward agents).
+    num_actions: size of the discrete action space.
+  """
+
+  init: Callable
+  apply: Callable
+  act: Callable
+  initial_state: Callable
+  num_actions: int
+
+
+def make_agent(num_actions: int, *, torso: str = "mlp", hidden: Sequence[int] = (64, 64),
+               lstm_size: int = 0, eta_embed_dim: int = 0) -> Agent:
+  """Builds an :class:`Agent`.
+
+  Args:
+    num_actions: number of discrete actions.
+    torso: ``"mlp"`` (classic control, bsuite), ``"conv"`` (MinAtar) or ``"impala"`` (Atari).
+    hidden: MLP widths; for conv/impala the last entry is the dense width (IMPALA: 256).
+    lstm_size: LSTM width, 0 for none (IMPALA Atari: 256).
+    eta_embed_dim: size of the η-embedding, 0 for an unconditioned agent (paper: 16).
+  """
+  check_in(torso, "torso", ("mlp", "conv", "impala"))
+  check_positive(num_actions, "num_actions")
+  check_positive(lstm_size, "lstm_size", allow_zero=True)
+  check_positive(eta_embed_dim, "eta_embed_dim", allow_zero=True)
+  module = ActorCritic(num_actions, torso, tuple(hidden), lstm_size, eta_embed_dim)
+
+  def initial_state(batch: int, dtype=jnp.float32):
+    if not lstm_size:
+      return ()
+    z = jnp.zeros((batch, lstm_size), dtype)
+    return (z, z)
+
+  def init(key, obs_example):
+    b = obs_example.shape[0]
+    obs = obs_example[None]
+    eta = jnp.zeros((2,), jnp.float32) if eta_embed_dim else None
+    return module.init(key, obs, obs, jnp.ones((1, b), bool), initial_state(b), eta)
+
+  def apply(params, obs, next_obs, first, core_state, eta_input):
+    return module.apply(params, obs, next_obs, first, core_state, eta_input)
+
+  def act(params, obs, first, core_state, eta_input):
+    out = module.apply(params, obs[None], None, first[None], core_state, eta_input)
+    return out.logits[0], out.core_state
+
+  return Agent(init, apply, act, initial_state, int(num_actions))
+
