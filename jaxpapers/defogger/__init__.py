@@ -9,6 +9,10 @@ reference's semantics so that real replay unit lists plug in.
 """
 
 from jaxpapers.defogger import config as config
+from jaxpapers.defogger.bot import evaluate_bots as evaluate_bots
+from jaxpapers.defogger.bot import memory_target as memory_target
+from jaxpapers.defogger.bot import outcome as outcome
+from jaxpapers.defogger.bot import pick_target as pick_target
 from jaxpapers.defogger.data import load_unit_lists as load_unit_lists
 from jaxpapers.defogger.data import save_unit_lists as save_unit_lists
 from jaxpapers.defogger.features import FeatureConfig as FeatureConfig
@@ -27,6 +31,7 @@ from jaxpapers.defogger.model import DefoggerStep as DefoggerStep
 from jaxpapers.defogger.model import unroll as unroll
 from jaxpapers.defogger.train import build_dataset as build_dataset
 from jaxpapers.defogger.train import format_tables as format_tables
+from jaxpapers.defogger.train import sequence_features as sequence_features
 from jaxpapers.defogger.train import train_and_evaluate as train_and_evaluate
 from jaxpapers.defogger.world import Game as Game
 from jaxpapers.defogger.world import GameConfig as GameConfig

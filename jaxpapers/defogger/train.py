@@ -40,28 +40,30 @@ def feature_config(config) -> features.FeatureConfig:
                                 divide_by=config.divide_by)
 
 
+def sequence_features(game: world.Game, perspective: int, config) -> Dataset:
+  """Model inputs and targets of one (unbatched) game seen by ``perspective`` (one sequence)."""
+  f = features.featurize(game, perspective, feature_config(config))
+  enemy_in = f.inputs[..., N:]
+  t = enemy_in.shape[0]
+  parts = [f.inputs]
+  if config.memory_channels:
+    parts.append(features.memory_channels(enemy_in, f.visible))
+  parts.append(jnp.broadcast_to(f.game_map, (t,) + f.game_map.shape))
+  time_feat = jnp.broadcast_to(jnp.linspace(0, 1, t)[:, None, None, None], f.inputs.shape[:3] + (1,))
+  parts.append(time_feat)
+  return Dataset(jnp.concatenate(parts, -1), enemy_in, f.truth[..., N:], f.visible, f.buildings)
+
+
 def build_dataset(key: jax.Array, num_games: int, config) -> Dataset:
   """Generates ``num_games`` games and featurizes both player perspectives of each."""
-  gcfg, fcfg = game_config(config), feature_config(config)
+  gcfg = game_config(config)
 
   @jax.jit
   def make(k):
     games = world.generate_games(k, num_games, gcfg)
 
     def both(game):
-      out = []
-      for p in (0, 1):
-        f = features.featurize(game, p, fcfg)
-        enemy_in = f.inputs[..., N:]
-        t = enemy_in.shape[0]
-        parts = [f.inputs]
-        if config.memory_channels:
-          parts.append(features.memory_channels(enemy_in, f.visible))
-        parts.append(jnp.broadcast_to(f.game_map, (t,) + f.game_map.shape))
-        time_feat = jnp.broadcast_to(jnp.linspace(0, 1, t)[:, None, None, None], f.inputs.shape[:3] + (1,))
-        parts.append(time_feat)
-        out.append(Dataset(jnp.concatenate(parts, -1), enemy_in, f.truth[..., N:], f.visible,
-                           f.buildings))
+      out = [sequence_features(game, p, config) for p in (0, 1)]
       return jax.tree.map(lambda a, b: jnp.stack([a, b]), *out)
 
     per_game = jax.vmap(both)(games)
@@ -241,6 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       json.dump(results, f, indent=1)
 
   save()
+  bot_model = None
   for name, overrides in config.models.items():
     c = config.copy_and_resolve_references()
     for k, v in overrides.items():
@@ -257,7 +260,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       tp = (test_pred[0][:, :, :, :, k], test_pred[1][:, :, :, :, k] > thr, test_pred[2][:, :, k] > thr_bt)
       results["horizons"][str(s)][name] = evaluate_predictions(*tp, test_set, s)
     results.setdefault("final_loss", {})[name] = float(np.mean(hist["loss"][-10:]))
+    if name == "ml":
+      bot_model = (module, params, c)
     save()
+  # the downstream bot experiment (win rates with / without the defogger) on fresh games
+  from jaxpapers.defogger import bot  # noqa: PLC0415  (bot imports this module)
+
+  module, params, c = bot_model if bot_model is not None else (None, None, config)
+  t2 = time.perf_counter()
+  results["bot"] = bot.evaluate_bots(jax.random.fold_in(key, 7),
+                                     int(config.get("bot_games", 4 * config.test_games)), c, module, params)
+  results["bot_seconds"] = time.perf_counter() - t2
+  save()
   return results
 
 
@@ -270,4 +284,10 @@ def format_tables(results: dict) -> str:
     for name, m in rows.items():
       lines.append(f"| {name} | {m['op_bt']:.3f} | {m['hid_u']:.3f} | {m['nmy_u']:.3f} | "
                    f"{m['l1']:.4f} | {m['l1_hidden']:.4f} |")
+  if "bot" in results:
+    b = results["bot"]
+    lines += [f"\ndownstream bot ({b['num_games']} games, {b['num_rush']} where the bot rushes)",
+              "| bot | win rate | win rate (rush) | target error |", "|---|---|---|---|"]
+    for name, w in b["win_rate"].items():
+      lines.append(f"| {name} | {w:.3f} | {b['win_rate_rush'][name]:.3f} | {b['target_error'][name]:.1f} |")
   return "\n".join(lines)

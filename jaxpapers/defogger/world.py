@@ -203,12 +203,17 @@ def _combat(units: Units):
   return units._replace(hp=hp, alive=alive)
 
 
-def generate_game(key: jax.Array, cfg: GameConfig = GameConfig()) -> Game:
+def generate_game(key: jax.Array, cfg: GameConfig = GameConfig(),
+                  attack_target: jax.Array | None = None) -> Game:
   """Generates one game of ``cfg.num_frames`` frames.
 
   Args:
     key: PRNG key (the game is a deterministic function of it).
     cfg: world settings.
+    attack_target: optional ``(x, y)`` that player 0's army attacks instead of the true enemy base
+      (the downstream bot's decision, :mod:`jaxpapers.defogger.bot`). The target is only used once
+      player 0 attacks (frame ``>= attack_frame(strategy[0])``), so frames before that are identical
+      to the default game; ``None`` (default) is the scripted behaviour, bit for bit.
 
   Returns:
     A :class:`Game` with per-frame unit lists for both players.
@@ -291,6 +296,8 @@ def generate_game(key: jax.Array, cfg: GameConfig = GameConfig()) -> Game:
       # army: rally, then attack the enemy base (ground units via the map centre); engage enemies
       # in sight on the way.
       enemy_base = base_xy[q]
+      if attack_target is not None and p == 0:
+        enemy_base = jnp.asarray(attack_target, jnp.float32)
       attacking = f >= attack_frame[p]
       far = jnp.hypot(enemy_base[0] - x, enemy_base[1] - y) > jnp.hypot(*(enemy_base - centre)) + 2.0
       ground = t != 4
@@ -329,6 +336,18 @@ def generate_game(key: jax.Array, cfg: GameConfig = GameConfig()) -> Game:
   return Game(gmap, start, strategy, alive, utype, x, y, uid, visible)
 
 
-def generate_games(key: jax.Array, num_games: int, cfg: GameConfig = GameConfig()) -> Game:
-  """``num_games`` games, vmapped over keys (leading axis ``[G]`` on every field)."""
-  return jax.vmap(lambda k: generate_game(k, cfg))(jax.random.split(key, num_games))
+def generate_games(key: jax.Array, num_games: int, cfg: GameConfig = GameConfig(),
+                   attack_targets: jax.Array | None = None) -> Game:
+  """``num_games`` games, vmapped over keys (leading axis ``[G]`` on every field).
+
+  ``attack_targets``: optional ``[num_games, 2]`` player-0 attack targets (see :func:`generate_game`).
+  """
+  keys = jax.random.split(key, num_games)
+  if attack_targets is None:
+    return jax.vmap(lambda k: generate_game(k, cfg))(keys)
+  return jax.vmap(lambda k, t: generate_game(k, cfg, t))(keys, attack_targets)
+
+
+def attack_frame(strategy) -> jax.Array:
+  """The frame from which a player with ``strategy`` attacks (its army rallies before)."""
+  return jnp.asarray(_ATTACK_FRAME)[strategy]
