@@ -13,6 +13,7 @@ import tomllib
 
 import pytest
 
+from jaxpapers._src import data as data_lib
 from jaxpapers._src import registry, reproduce
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -23,6 +24,10 @@ from tools import gen_build  # noqa: E402
 PAPERS = registry.available_papers()
 MAINS = sorted(REPO.glob("experiments/*/main.py"))
 NOTEBOOKS = sorted(REPO.glob("colabs/*.ipynb"))
+
+
+def has_shared_data() -> bool:
+  return any((root / "libsvm-regression").is_dir() for root in data_lib.default_roots())
 
 
 def _env():
@@ -98,6 +103,8 @@ def test_reproduce_binary_at_smoke_writes_json_and_report(tmp_path):
     assert "error" not in data, data.get("error")
     assert data["reproductions"], f"{paper} registered no reproductions"
     for r in data["reproductions"]:
+      if r.get("error", "").startswith("DatasetNotFoundError") and not has_shared_data():
+        continue  # a real-data row without ../shared/data is reported as such, not crashed
       assert "error" not in r, f"{paper}/{r['name']}: {r.get('error')}"
       assert f"| {paper} | {r['name']} |" in report
 

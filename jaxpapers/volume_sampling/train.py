@@ -19,6 +19,7 @@ from absl import logging
 
 from jaxpapers._src import metrics as metrics_lib
 from jaxpapers._src import prng, validation
+from jaxpapers._src.data import DatasetNotFoundError
 from jaxpapers.volume_sampling import data as data_lib
 from jaxpapers.volume_sampling import estimators, exact, samplers
 
@@ -153,7 +154,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   with jax.enable_x64(bool(config.x64)), metrics_lib.MetricsWriter(
       os.path.join(workdir, "metrics.jsonl")) as writer:
     for di, name in enumerate(config.datasets):
-      X, y = data_lib.load_dataset(name, config.data_dir or None)
+      try:
+        X, y = data_lib.load_dataset(name, config.data_dir or None)
+      except DatasetNotFoundError as e:  # keep going with what is available, and say so
+        logging.warning("skipping %s: %s", name, e)
+        results.setdefault("missing_datasets", []).append(name)
+        continue
       X = data_lib.prepare_design(X, intercept=config.intercept, standardize=config.standardize)
       n, d = X.shape
       ks = sorted({max(d, int(round(f * d))) for f in config.k_over_d})
