@@ -203,3 +203,25 @@ def test_network_controls_ignore_order_and_later_frames():
       np.testing.assert_allclose(later, logits, rtol=1e-5, atol=1e-6)
     if name == "convlstm_net":  # the recurrent network does see the order
       assert float(jnp.abs(permuted - logits).max()) > 1e-6
+
+
+@pytest.mark.parametrize("t,kt,stride", [(6, 3, (1, 2, 2)), (7, 3, (2, 2, 2)), (6, 5, (3, 1, 1)),
+                                         (5, 1, (1, 2, 2))])
+def test_conv3d_as_sum_of_2d_convs_equals_direct_3d_convolution(t, kt, stride):
+  x = jax.random.normal(jax.random.key(0), (2, t, 9, 9, 3))
+  w = jax.random.normal(jax.random.key(1), (kt, 3, 3, 3, 4))
+  direct = jax.lax.conv_general_dilated(x, w, stride, "SAME",
+                                        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+  got = model.conv3d(x, w, stride)
+  assert got.shape == direct.shape
+  np.testing.assert_allclose(got, direct, rtol=1e-4, atol=1e-4)
+
+
+def test_unrolled_scan_equals_rolled_network():
+  cfg = config.get_config("smoke")
+  clips = jax.random.uniform(jax.random.key(0), (2, cfg.num_frames, cfg.size, cfg.size, 3))
+  params = model.init_network(jax.random.key(1), cfg)
+  cfg.unroll = 1
+  rolled = model.apply_network(params, clips, cfg)
+  cfg.unroll = cfg.num_frames
+  np.testing.assert_allclose(model.apply_network(params, clips, cfg), rolled, rtol=1e-5, atol=1e-6)

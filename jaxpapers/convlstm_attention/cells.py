@@ -292,11 +292,13 @@ def cell(params: dict, carry: LSTMState, x: jax.Array, *, variant: str | None = 
 
 
 def run_cell(params: dict, carry: LSTMState, xs: jax.Array, *, variant: str | None = None,
-             padding: str = "SAME", return_attention: bool = False):
+             padding: str = "SAME", return_attention: bool = False, unroll: int | bool = 1):
   """Runs :func:`cell` over time with ``lax.scan``.
 
   Args:
     xs: ``[B, T, H, W, C_in]`` clips.
+    unroll: ``lax.scan``'s unroll factor (``True``: fully unrolled; XLA:CPU runs convolutions inside
+      a while loop several times slower, so the CPU configs unroll the short clips).
 
   Returns:
     ``(final_carry, hs)`` with ``hs: [B, T, H, W, C]`` (and attention maps ``[B, T, H, W, K]``
@@ -310,7 +312,7 @@ def run_cell(params: dict, carry: LSTMState, xs: jax.Array, *, variant: str | No
   def step(carry, x):
     return cell(params, carry, x, variant=variant, padding=padding, return_attention=return_attention)
 
-  final, out = jax.lax.scan(step, carry, jnp.swapaxes(xs, 0, 1))
+  final, out = jax.lax.scan(step, carry, jnp.swapaxes(xs, 0, 1), unroll=unroll)
   if return_attention:
     hs, att = out
     att = None if att is None else jnp.swapaxes(att, 0, 1)

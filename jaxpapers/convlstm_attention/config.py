@@ -19,11 +19,16 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.kernel_size = 3
   c.recurrent_kernel = 3
   c.padding = "SAME"
+  c.unroll = 1  # lax.scan unroll over time (the CPU configs unroll: see cells.run_cell)
   c.dtype = "float32"
   c.dataset = "synthetic"  # or "jester" / "isogd" with data_dir
   c.data_dir = ""
   c.num_classes = 10
   c.clutter = True
+  # Input standardisation (x - mean) / std; the defaults are the synthetic clips' pixel statistics
+  # (measured: mean 0.20, std 0.14). Set them to the dataset's for Jester / IsoGD.
+  c.input_mean = 0.2
+  c.input_std = 0.15
   c.distractor = True
   # The reference optimiser: SGD momentum 0.9, lr 1e-3 → 1e-6 polynomial (power 0.9), wd 5e-5.
   c.optimizer = "sgd"
@@ -58,9 +63,10 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     c.end_learning_rate = 3e-5
     c.grad_clip = 5.0
     c.batch_size = 8
-    c.num_steps = 200
+    c.num_steps = 1200
     c.eval_size = 400
-    c.variants = ["convlstm", "a", "b", "c", "d"]
+    c.variants = ["convlstm", "a", "b", "c", "d", "new"]
+    c.unroll = 12  # = num_frames: fully unrolled
   if scale == "cpu":
     c.seeds = [0]
   if scale == "smoke":

@@ -1,9 +1,11 @@
 """Gesture data: a synthetic moving-sprite generator and loaders for Jester- and IsoGD-style layouts.
 
 The synthetic generator keeps the property the paper's datasets test: the class is defined only by
-the *temporal* pattern of a moving hand (sprite), so a single frame or an order-free bag of frames
-cannot tell time-reversed twin classes apart (swipe left/right, up/down, zoom in/out, rotate
-clockwise/counter-clockwise), while clutter and a randomly moving distractor add nuisance motion.
+the *temporal* pattern of a moving hand (sprite), so an order-free bag of frames cannot tell
+time-reversed twin classes apart (swipe left/right, up/down, zoom in/out, rotate
+clockwise/counter-clockwise), while clutter and a randomly moving distractor add nuisance motion. A
+single frame sees only a pose: where the hand is and how large (like the first frame of a real
+gesture, the start position hints at a swipe's direction), never the motion.
 """
 
 from __future__ import annotations

@@ -28,9 +28,27 @@ def _he(key, shape, fan_in, dtype=jnp.float32):
 
 
 def conv3d(x, w, stride=(1, 1, 1)):
-  """``x: [B, T, H, W, C]``, ``w: [kt, kh, kw, Cin, Cout]``, SAME padding."""
-  return jax.lax.conv_general_dilated(x, w.astype(x.dtype), stride, "SAME",
-                                      dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+  """``x: [B, T, H, W, C]``, ``w: [kt, kh, kw, Cin, Cout]``, SAME padding.
+
+  Computed as a sum over the ``kt`` temporal taps of 2-D convolutions on the time-shifted frames
+  (frames folded into the batch). It equals the direct 3-D convolution (tested) and its gradient is
+  ~5× faster on XLA:CPU, whose 3-D convolution backward pass is slow.
+  """
+  kt = w.shape[0]
+  st, sh, sw = stride
+  b, t = x.shape[:2]
+  t_out = -(-t // st)
+  pad_total = max((t_out - 1) * st + kt - t, 0)
+  lo = pad_total // 2
+  xp = jnp.pad(x, ((0, 0), (lo, pad_total - lo), (0, 0), (0, 0), (0, 0)))
+  out = 0.0
+  for dt in range(kt):
+    frames = xp[:, dt: dt + (t_out - 1) * st + 1: st]
+    flat = frames.reshape((b * t_out,) + frames.shape[2:])
+    y = jax.lax.conv_general_dilated(flat, w[dt].astype(x.dtype), (sh, sw), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    out = out + y
+  return out.reshape((b, t_out) + out.shape[1:])
 
 
 def _init_stem(key, channels: Sequence[int], temporal_kernel: int, residual: bool):
@@ -85,7 +103,7 @@ def init_network(key: jax.Array, config: ml_collections.ConfigDict) -> dict:
     mob.append({"dw": _he(k1, (3, 3, 1, c), 9), "pw": _he(k2, (c, m), c), "b": jnp.zeros((m,))})
     c = m
   params["mobilenet"] = mob
-  params["out_w"] = jax.random.normal(k_out, (c, config.num_classes)) * 0.01
+  params["out_w"] = jax.random.normal(k_out, (c, config.num_classes)) / np.sqrt(c)
   params["out_b"] = jnp.zeros((config.num_classes,))
   return params
 
@@ -101,7 +119,9 @@ def apply_network(params: dict, clips: jax.Array, config: ml_collections.ConfigD
                   return_attention: bool = False):
   """Class logits ``[B, num_classes]`` (and the first layer's attention maps if asked)."""
   _check_clips(clips)
-  x = clips.astype(jnp.dtype(config.dtype))
+  # The reference subtracts a dataset mean; we also divide by a dataset std (config constants), which
+  # the small CPU-scale networks need to train in a few hundred steps.
+  x = ((clips - config.input_mean) / config.input_std).astype(jnp.dtype(config.dtype))
   if config.model == "single_frame":
     x = x[:, :1]
   temporal_stride = config.temporal_stride if config.model == "convlstm_net" else 1
@@ -114,8 +134,10 @@ def apply_network(params: dict, clips: jax.Array, config: ml_collections.ConfigD
     second = "a" if first in ("b", "c", "d") else first
     carry = cells.zero_state(b, h, w, c, x.dtype)
     _, (x, attention) = cells.run_cell(params["lstm1"], carry, x, variant=first,
-                                       padding=config.padding, return_attention=True)
-    _, x = cells.run_cell(params["lstm2"], carry, x, variant=second, padding=config.padding)
+                                       padding=config.padding, return_attention=True,
+                                       unroll=config.unroll)
+    _, x = cells.run_cell(params["lstm2"], carry, x, variant=second, padding=config.padding,
+                          unroll=config.unroll)
   b, t = x.shape[:2]
   frames = x.reshape((b * t,) + x.shape[2:])
   for layer in params["mobilenet"]:
