@@ -218,3 +218,20 @@ def test_ci_runs_the_readme_test_command():
   command = 'pip install -e ".[test]" && python -m pytest -n 2 tests'
   assert command in readme and command in ci.splitlines()[-1]
   assert 'pip install -e . && jaxpapers-reproduce --papers=all --scale=cpu' in readme
+
+
+def test_update_readme_replaces_only_the_papers_with_fresh_results():
+  from tools import update_readme
+  head = reproduce.HEADER + "\n|---|---|---|---|---|---|---|---|---|\n"
+  readme = (f"intro\n{update_readme.START}\n{head}"
+            "| pipe_sgd | old_a | c | p | o | cpu | 0 | 1 | pass |\n"
+            "| bbmm | old_b | c | p | o | cpu | 0 | 1 | fail |\n"
+            f"{update_readme.END}\noutro\n")
+  fresh = {"paper": "bbmm", "scale": "cpu", "reproductions": [
+      {"name": "new_b", "claim": "c", "paper_value": "p", "ours": "o", "seeds": [0, 1],
+       "seconds": 2.0, "passed": True}]}
+  out = update_readme.update(readme, update_readme.merge(readme, [fresh]))
+  assert "| pipe_sgd | old_a |" in out and "old_b" not in out
+  assert "| bbmm | new_b |" in out and out.startswith("intro\n") and out.endswith("outro\n")
+  rows = out.split(update_readme.START)[1].split(update_readme.END)[0].strip().splitlines()
+  assert rows[0] == reproduce.HEADER and len(rows) == 4

@@ -63,7 +63,8 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     c.end_learning_rate = 3e-5
     c.grad_clip = 5.0
     c.batch_size = 8
-    c.num_steps = 1200
+    c.num_steps = 3000
+    c.chunk_size = 250
     c.eval_size = 400
     c.variants = ["convlstm", "a", "b", "c", "d", "new"]
     c.unroll = 12  # = num_frames: fully unrolled
