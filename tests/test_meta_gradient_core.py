@@ -1,5 +1,6 @@
 """Meta-gradient core: finite differences, V-trace identities, the trace, rlax flags, bad input."""
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -201,3 +202,50 @@ def test_bad_inputs_raise_clear_errors(agent):
                          traj._replace(behaviour_logits=traj.behaviour_logits[:, :1]))
   with pytest.raises(ValueError, match="env_name"):
     envs.make_env("Pong-NoFrameskip-v4")
+
+
+def test_patch_conv_equals_flax_conv_in_values_gradients_and_init():
+  x = jax.random.normal(jax.random.key(0), (3, 10, 10, 4))
+  ref, ours = flax.linen.Conv(5, (3, 3), padding="VALID"), networks.PatchConv(5, (3, 3))
+  p_ref, p_ours = ref.init(jax.random.key(1), x), ours.init(jax.random.key(1), x)
+  jax.tree.map(np.testing.assert_array_equal, p_ours, p_ref)  # same parameters, same init
+  p_ref = jax.tree.map(lambda a: a + 0.1, p_ref)  # a non-zero bias
+  np.testing.assert_allclose(ours.apply(p_ref, x), ref.apply(p_ref, x), rtol=1e-5, atol=1e-5)
+
+  def loss(module):
+    return lambda p, x: jnp.sum(jnp.tanh(module.apply(p, x)) ** 2)
+
+  g_ours, g_ref = (jax.grad(loss(m), argnums=(0, 1))(p_ref, x) for m in (ours, ref))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), g_ours, g_ref)
+
+
+def test_impala_torso_and_agent_shapes_params_and_finite_outputs():
+  torso = networks.ImpalaTorso(channels=(4, 8), hidden=16)
+  x = jax.random.randint(jax.random.key(0), (2, 12, 12, 3), 0, 256).astype(jnp.uint8)
+  params = torso.init(jax.random.key(1), x)["params"]
+  # Two sections of conv + max-pool + 2 residual blocks (2 convs each), then the dense layer.
+  assert sorted(params) == [f"Conv_{i}" for i in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)] + ["Dense_0"]
+  assert params["Conv_0"]["kernel"].shape == (3, 3, 3, 4)
+  assert params["Conv_4"]["kernel"].shape == (3, 3, 4, 4)
+  assert params["Conv_5"]["kernel"].shape == (3, 3, 4, 8)
+  assert params["Dense_0"]["kernel"].shape == (3 * 3 * 8, 16)  # 12 -> 6 -> 3 after two pools
+  out = torso.apply({"params": params}, x)
+  assert out.shape == (2, 16) and np.all(np.isfinite(out)) and np.all(np.asarray(out) >= 0.0)
+  # The Atari agent (IMPALA torso + LSTM + η-embedding) on [T, B, 12, 12, 4] frames.
+  t, b = 3, 2
+  agent = networks.make_agent(A, torso="impala", hidden=(16,), lstm_size=8, eta_embed_dim=4)
+  frames = jax.random.randint(jax.random.key(2), (t, b, 12, 12, 4), 0, 256).astype(jnp.uint8)
+  p = agent.init(jax.random.key(3), frames[0])
+  assert p["params"]["torso"]["Conv_14"]["kernel"].shape == (3, 3, 32, 32)
+  first = jnp.zeros((t, b), bool).at[0].set(True)
+  eta = jnp.array([0.99, 0.9])
+  out = jax.jit(agent.apply)(p, frames, frames, first, agent.initial_state(b), eta)
+  assert out.logits.shape == (t, b, A) and out.values.shape == (t, b)
+  assert out.next_values.shape == (t, b)
+  for leaf in jax.tree.leaves(out):
+    assert np.all(np.isfinite(leaf))
+  g = jax.jit(jax.grad(lambda q: agent.apply(q, frames, frames, first, agent.initial_state(b),
+                                             eta).values.sum()))(p)
+  norms = jax.tree.map(lambda a: float(jnp.abs(a).sum()), g["params"]["torso"])
+  assert all(np.isfinite(v) for v in jax.tree.leaves(norms))
+  assert norms["Conv_0"]["kernel"] > 0 and norms["Dense_0"]["kernel"] > 0

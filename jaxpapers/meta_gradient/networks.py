@@ -33,6 +33,30 @@ class MLPTorso(nn.Module):
     return x
 
 
+class PatchConv(nn.Module):
+  """A stride-1 ``VALID`` convolution computed as patches @ kernel (im2col) on NHWC input.
+
+  The same function and parameters (``kernel [kh, kw, C, F]`` with flax's lecun-normal init,
+  ``bias [F]``) as ``nn.Conv(features, kernel_size, padding="VALID")``. XLA:CPU runs the gradient
+  of a native convolution inside a ``while`` loop (``lax.scan``) one to two orders of magnitude
+  slower than outside it; as a single matmul it is equally fast inside and outside loops.
+  """
+
+  features: int
+  kernel_size: tuple[int, int] = (3, 3)
+
+  @nn.compact
+  def __call__(self, x):
+    kh, kw = self.kernel_size
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (kh, kw, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    h, w = x.shape[-3] - kh + 1, x.shape[-2] - kw + 1
+    patches = jnp.concatenate([x[..., i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)],
+                              axis=-1)
+    return patches @ kernel.reshape(-1, self.features) + bias
+
+
 class ConvTorso(nn.Module):
   """MinAtar torso: one 3×3 conv (16 channels) and a ReLU dense layer (Young & Tian 2019)."""
 
@@ -42,7 +66,7 @@ class ConvTorso(nn.Module):
   @nn.compact
   def __call__(self, x):
     x = x.astype(jnp.float32)
-    x = nn.relu(nn.Conv(self.channels, (3, 3), padding="VALID")(x))
+    x = nn.relu(PatchConv(self.channels, (3, 3), name="Conv_0")(x))
     x = x.reshape(x.shape[0], -1)
     return nn.relu(nn.Dense(self.hidden)(x))
 
@@ -100,13 +124,15 @@ class ActorCritic(nn.Module):
   def __call__(self, obs, next_obs, first, core_state, eta_input):
     t, b = obs.shape[:2]
     torso = self._torso()
-    n_next = 0 if next_obs is None else t
-    flat = obs.reshape((t * b,) + obs.shape[2:])
-    if next_obs is not None:
-      flat = jnp.concatenate([flat, next_obs.reshape((t * b,) + obs.shape[2:])], axis=0)
-    feats = torso(flat)
-    feats = feats.reshape((t + n_next, b, feats.shape[-1]))
-    x, x_next = feats[:t], feats[t:]
+
+    def features(o):
+      f = torso(o.reshape((t * b,) + o.shape[2:]))
+      return f.reshape((t, b, f.shape[-1]))
+
+    # Two torso calls (shared weights) rather than one on the concatenated batch: the learner
+    # stops gradients on the bootstrap values, so reverse mode then skips the next_obs half.
+    x = features(obs)
+    x_next = features(next_obs) if next_obs is not None else x[:0]
     new_core = ()
     if self.lstm_size:
       proj = nn.Dense(4 * self.lstm_size, name="lstm_in")

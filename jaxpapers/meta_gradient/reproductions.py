@@ -17,7 +17,10 @@ from jaxpapers._src.registry import Reproduction, register
 from jaxpapers.meta_gradient import config as mg_config
 from jaxpapers.meta_gradient import toy, train
 
-_TOY_EPISODES = {"smoke": 2500, "cpu": 3000, "full": 10000}
+# The per-state γ(s) of the noise states fall slowly: the mean meta-gradient there is small next to
+# its noise, so Adam's logits wander before they settle. At 3000 episodes 10 of 16 seeds met the
+# γ check (one noise state at γ = 0.83, or the last signal state at 0.76); at 20000, 16 of 16.
+_TOY_EPISODES = {"smoke": 2500, "cpu": 20000, "full": 50000}
 
 
 def _run_toy(cfg: toy.ToyConfig, scale: str, seeds) -> np.ndarray:
@@ -79,10 +82,11 @@ def _minatar_config(scale: str):
     c.total_env_steps = 8 * 10 * 20
     c.chunk_size = 20
   elif scale == "cpu":
-    c.total_env_steps = 64 * 20 * 60
-    c.chunk_size = 40
+    c.total_env_steps = 10_000_000  # 64 envs × 20 steps × 7812 updates per seed
+    c.chunk_size = 200
   else:
-    c.total_env_steps = 10_000_000
+    c.torso, c.hidden = "conv", (128,)  # MinAtar's reference network (Young & Tian 2019)
+    c.total_env_steps = 50_000_000
     c.chunk_size = 200
   return c
 
@@ -91,10 +95,16 @@ def _minatar_run(scale, seeds, workdir):
   c = _minatar_config(scale)
   r = train.run_variants(c, ("fixed", "meta_gamma_lambda"), seeds, workdir=workdir)
   fixed, meta = np.asarray(r["fixed"]["score"]), np.asarray(r["meta_gamma_lambda"]["score"])
+  diff = meta - fixed  # same seed: same initial network and environment keys
   return {"fixed": fixed.tolist(), "meta": meta.tolist(),
           "fixed_mean": float(np.nanmean(fixed)), "meta_mean": float(np.nanmean(meta)),
+          "diff_mean": float(np.nanmean(diff)),
+          "diff_sem": float(np.nanstd(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1
+          else float("nan"),
           "gamma": r["meta_gamma_lambda"]["gamma"], "lambda": r["meta_gamma_lambda"]["lambda"],
-          "env_steps_per_seed": r["fixed"]["env_steps"], "seconds": r["fixed"]["seconds"]}
+          "env_steps_per_seed": r["fixed"]["env_steps"],
+          "seconds_fixed": r["fixed"]["seconds"], "seconds_meta": r["meta_gamma_lambda"]["seconds"],
+          "curve_fixed": r["fixed"]["curve"], "curve_meta": r["meta_gamma_lambda"]["curve"]}
 
 
 def _minatar_check(m, scale):
@@ -111,10 +121,11 @@ register(Reproduction(
     paper_value="Atari-57 median human-normalised: meta-γ,λ above the fixed-γ IMPALA baseline",
     run=_minatar_run,
     check=_minatar_check,
-    summary=lambda m: (f"Breakout return meta {m['meta_mean']:.2f} vs fixed {m['fixed_mean']:.2f}; "
+    summary=lambda m: (f"Breakout return meta {m['meta_mean']:.2f} vs fixed {m['fixed_mean']:.2f} "
+                       f"(paired diff {m['diff_mean']:+.2f} ± {m['diff_sem']:.2f} s.e.); "
                        f"γ={np.mean(m['gamma']):.4f} λ={np.mean(m['lambda']):.3f}"),
-    seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
+    seeds={"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "full": (0, 1, 2, 3, 4)},
     scale_note={"smoke": "MinAtar Breakout, 1.6k env steps (pipeline check only)",
-                "cpu": "MinAtar Breakout, 77k env steps per seed, 64 envs",
-                "full": "MinAtar Breakout, 10M env steps per seed"},
+                "cpu": "MinAtar Breakout, 1e7 env steps per seed, 64 envs, MLP torso",
+                "full": "MinAtar Breakout, 5e7 env steps per seed, conv torso"},
 ))
