@@ -164,12 +164,22 @@ def split_ratings(key, ratings: Ratings, train_fraction: float = 0.5,
   return SplitData(tr, te)
 
 
-def inject_outliers(key, obs: obs_lib.SparseObservations, ratio: float,
-                    low: float, high: float) -> tuple[obs_lib.SparseObservations, jax.Array]:
-  """Replaces a random ``ratio`` of the observed values by draws from U[low, high].
+INJECTION_MODES = ("uniform", "opposite")
 
-  For ratings in [1, 5] (MovieLens) a corruption is the rating replaced by an arbitrary value in
-  the rating range, i.e. ``low=1, high=5``.
+
+def inject_outliers(key, obs: obs_lib.SparseObservations, ratio: float,
+                    low: float, high: float, mode: str = "uniform"
+                    ) -> tuple[obs_lib.SparseObservations, jax.Array]:
+  """Corrupts a random ``ratio`` of the observed values of a bounded scale [low, high].
+
+  Modes:
+
+  * ``"uniform"``: the value is replaced by a draw from U[low, high]. On a 1–5 rating scale this
+    moves a rating by only ~1.3 on average (often less than a rating's natural noise), so these
+    are mostly not outliers in the robust-statistics sense.
+  * ``"opposite"``: the value is sent to the far end of the scale (``low`` if it is at least the
+    midpoint, ``high`` otherwise): the largest error a bounded rating can carry (e.g. a rating
+    entered on an inverted scale), a gross outlier of 2–4 stars on MovieLens.
 
   Returns:
     The corrupted observations and the bool[|Ω|] mask of corrupted entries.
@@ -180,14 +190,44 @@ def inject_outliers(key, obs: obs_lib.SparseObservations, ratio: float,
     raise ValueError(f"ratio must be in [0, 1], got {ratio}")
   if not high > low:
     raise ValueError(f"need high > low, got low={low}, high={high}")
+  validation.check_in(mode, "mode", INJECTION_MODES)
   k1, k2 = jax.random.split(key)
   nnz = obs.values.shape[0]
   num = int(round(ratio * nnz))
   chosen = jax.random.permutation(k1, nnz)[:num]
   mask = jnp.zeros((nnz,), bool).at[chosen].set(True)
-  noise = jax.random.uniform(k2, (nnz,), obs.values.dtype, low, high)
+  if mode == "uniform":
+    noise = jax.random.uniform(k2, (nnz,), obs.values.dtype, low, high)
+  else:
+    noise = jnp.where(obs.values >= 0.5 * (low + high), low, high).astype(obs.values.dtype)
   values = jnp.where(mask, noise, obs.values)
   return obs_lib.SparseObservations(obs.rows, obs.cols, values, obs.shape), mask
+
+
+def holdout(key, obs: obs_lib.SparseObservations, fraction: float
+            ) -> tuple[obs_lib.SparseObservations, obs_lib.SparseObservations]:
+  """Splits observations at random into (kept, held out ``fraction``) of the same m × n matrix.
+
+  Used to choose λ on a validation set carved out of the training ratings.
+  """
+  if not isinstance(obs, obs_lib.SparseObservations):
+    raise TypeError(f"obs must be SparseObservations, got {type(obs).__name__}")
+  nnz = obs.values.shape[0]
+  num = int(round(fraction * nnz))
+  if not 0 < num < nnz:
+    raise ValueError(f"fraction={fraction} leaves an empty part of {nnz} observations")
+  perm = np.asarray(jax.random.permutation(key, nnz))
+  keep, held = np.sort(perm[num:]), np.sort(perm[:num])
+
+  def part(idx):
+    return obs_lib.SparseObservations(obs.rows[idx], obs.cols[idx], obs.values[idx], obs.shape)
+
+  return part(keep), part(held)
+
+
+def shift(obs: obs_lib.SparseObservations, offset) -> obs_lib.SparseObservations:
+  """The observations with ``offset`` subtracted from every value (rating centring)."""
+  return obs_lib.SparseObservations(obs.rows, obs.cols, obs.values - offset, obs.shape)
 
 
 def _unique_pairs(rng: np.random.Generator, m: int, n: int, count: int,

@@ -27,8 +27,10 @@ O(|Ω| r + (m + n) r) time on the sparse layout; its persistent state is O(|Ω| 
 O(|Ω| r²) temporary once per MM step for the Lipschitz bound. No m × n array is formed.
 
 ρ < 1 gives the relaxed MM of RMF-MM (Xu, Lin & Zha, AAAI 2016; Lin et al. 2017): the surrogate is
-no longer a global upper bound, so a step is kept only when it lowers H, and ρ grows by
-``rho_growth`` per step up to ``rho_max``.
+no longer a global upper bound, so a step is kept only when it lowers H. As in the RMF-MM code, ρ
+is raised (× ``rho_growth``, up to ``rho_max``) only when a step lowers H by less than a relative
+``progress_tol`` (rejected steps included); while the relaxed steps make progress ρ stays small,
+which is what makes the relaxed scheme fast. Once ρ = ``rho_max`` a step is the exact MM step.
 """
 
 from __future__ import annotations
@@ -311,12 +313,14 @@ def init_state(obs, u, v, lam, loss: str = "l1", theta=1.0, rho=1.0) -> MMState:
 
 
 def mm_step(obs, state: MMState, lam, loss: str = "l1", theta=1.0, *, inner_tol=1e-4,
-            max_inner: int = 500, check_every: int = 5, rho_growth=1.2, rho_max=1.0
-            ) -> tuple[MMState, MMInfo]:
+            max_inner: int = 500, check_every: int = 5, rho_growth=1.2, rho_max=1.0,
+            progress_tol=1e-4) -> tuple[MMState, MMInfo]:
   """One MM step: linearise φ at the current residual, solve the surrogate's dual, update U, V.
 
-  With ρ = 1 the step is the exact MM step (always kept). With ρ < 1 (relaxed MM, RMF-MM) the
-  step is kept only if H does not increase; ρ then grows to min(ρ · rho_growth, rho_max).
+  With ρ ≥ 1 (the exact majorizer) the step is always kept. With ρ < 1 (relaxed MM, RMF-MM)
+  the step is kept only if H does not increase. In both cases ρ becomes
+  min(ρ · rho_growth, rho_max) when the relative decrease of H is below ``progress_tol`` and
+  stays as it is otherwise (the RMF-MM continuation rule).
   """
   sur = build_surrogate(obs, state.u, state.v, lam, loss, theta, state.rho)
   res = solve_dual(obs, sur, state.s, tol=inner_tol, max_iters=max_inner,
@@ -327,7 +331,9 @@ def mm_step(obs, state: MMState, lam, loss: str = "l1", theta=1.0, *, inner_tol=
   u = jnp.where(accepted, u_new, state.u)
   v = jnp.where(accepted, v_new, state.v)
   h = jnp.where(accepted, h_new, state.objective)
-  rho = jnp.minimum(state.rho * rho_growth, jnp.maximum(rho_max, state.rho))
+  decrease = (state.objective - h_new) / jnp.maximum(jnp.abs(state.objective), 1e-30)
+  grown = jnp.minimum(state.rho * rho_growth, jnp.maximum(rho_max, state.rho))
+  rho = jnp.where(accepted & (decrease >= progress_tol), state.rho, grown)
   info = MMInfo(h, res.primal, res.gap, res.iterations, accepted, state.rho)
   return MMState(u, v, res.s, rho, h), info
 
@@ -381,7 +387,8 @@ def _fit(key, obs, u0, v0, loss, lam, theta, outer_tol, inner_tol, rho0, rho_gro
   def body(c):
     st, t, _, objs, gaps, iters = c
     new, info = mm_step(obs, st, lam, loss, theta, inner_tol=inner_tol, max_inner=max_inner,
-                        check_every=check_every, rho_growth=rho_growth, rho_max=rho_max)
+                        check_every=check_every, rho_growth=rho_growth, rho_max=rho_max,
+                        progress_tol=outer_tol)
     rel = jnp.abs(st.objective - new.objective) / jnp.maximum(jnp.abs(st.objective), 1e-30)
     done = info.accepted & (rel <= outer_tol) & (st.rho >= rho_max)
     return (new, t + 1, done, objs.at[t + 1].set(new.objective), gaps.at[t].set(info.gap),
@@ -415,12 +422,13 @@ def fit(key, observations, rank: int, loss: str = "l1", *, theta=1.0, lam=None, 
       from random starts).
     init_scale: standard deviation of the N(0, σ²) random initialisation.
     max_outer: cap on MM steps.
-    outer_tol: stop when |ΔH| ≤ outer_tol · |H| on an accepted exact-MM step.
+    outer_tol: stop when |ΔH| ≤ outer_tol · |H| on an accepted exact-MM step; a relaxed step
+      (ρ < rho_max) that lowers H by less than this raises ρ.
     inner_tol: relative duality-gap tolerance of each APG solve.
     max_inner: cap on APG iterations per MM step.
     check_every: APG iterations between duality-gap checks.
     rho0: initial relaxation ρ of the quadratic bound (1 = exact MM; RMF-MM uses 0.004).
-    rho_growth: factor by which ρ grows per MM step (RMF-MM: 1.2).
+    rho_growth: factor by which ρ grows after a step with too little progress (RMF-MM: 1.2).
     rho_max: the largest ρ (1 = the exact majorizer).
 
   Returns:
@@ -458,7 +466,8 @@ def rmf_mm(key, observations, rank: int, *, lam=None, init=None, init_scale=1.0,
   """The RMF-MM baseline (Lin, Xu & Zha 2017): ℓ1 loss, relaxed MM, on the dense-mask layout.
 
   Defaults follow RMF-MM: λ = 20 / (m + n), outer tolerance 1e-4, inner tolerance 1e-5, relaxed
-  bound ratio ρ starting at 0.004 and multiplied by 1.2 per step until it reaches 1. The convex
+  bound ratio ρ starting at 0.004 and multiplied by 1.2 whenever a step lowers H by less than
+  ``outer_tol`` (relatively), up to 1, as in the RMF-MM code. The convex
   subproblem is solved here by the same dual APG as RMFNL but on m × n arrays, so each inner
   iteration costs O(m n r) whatever |Ω| is (RMF-MM's own inner solver, LADMPSAP, has the same
   dense cost).

@@ -102,3 +102,52 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results["problem"] = {"m": train.shape[0], "n": train.shape[1], "nnz": train.nnz,
                         "lam": float(lam)}
   return results
+
+
+def corrupted_ratings_experiment(key, train, test, *, corruption: str = "opposite",
+                                 ratio: float = 0.1, low: float = 1.0, high: float = 5.0,
+                                 rank: int = 5, lams=(1.0, 3.0, 10.0), val_fraction=0.1,
+                                 theta=1.0, max_outer: int = 60, lsp_outer: int = 20,
+                                 max_inner: int = 300, l2_sweeps: int = 20) -> dict:
+  """ℓ2 (ALS), ℓ1 and LSP (RMFNL) on ratings with a share of the training ratings corrupted.
+
+  Protocol: corrupt ``ratio`` of the training ratings (:func:`~.data.inject_outliers` with
+  ``corruption``), centre every rating by the mean of the corrupted training ratings (the
+  prediction is offset + u_iᵀ v_j), hold out ``val_fraction`` of the corrupted training ratings
+  as a validation set, fit each method on the rest for every λ in ``lams`` and keep, per method,
+  the λ with the lowest validation MAE; its test MAE is reported (no refit). LSP starts from the
+  ℓ1 solution at the same λ. λ is selected per method because the RMF-MM default
+  λ = 20 / (m + n) regularises almost nothing on a sparse rating matrix (≈ 0.008 on
+  MovieLens-100K against ~85 ratings per user): every method then overfits, and which one looks
+  best depends on where its solver stops.
+
+  Returns:
+    ``{"selected": {method: {"lam", "val_mae", "test_mae", "test_rmse"}}, "grid": [...],
+    "offset": float, "num_corrupted": int}`` with methods ``l2``, ``l1`` and ``lsp``.
+  """
+  k_out, k_val, k_init = jax.random.split(key, 3)
+  corrupted, mask = data.inject_outliers(k_out, train, ratio, low, high, corruption)
+  offset = float(np.mean(np.asarray(corrupted.values, np.float64)))
+  fit_part, val = data.holdout(k_val, data.shift(corrupted, offset), val_fraction)
+  test_c = data.shift(test, offset)
+  grid = []
+  for lam in lams:
+    l2 = baselines.fit_l2(k_init, fit_part, rank, lam=lam, num_sweeps=l2_sweeps)
+    l1 = rmfnl.fit(k_init, fit_part, rank, "l1", lam=lam, rho0=0.004, init_scale=0.1,
+                   inner_tol=1e-3, max_outer=max_outer, max_inner=max_inner)
+    lsp = rmfnl.fit(k_init, fit_part, rank, "lsp", theta=theta, lam=lam, init=(l1.u, l1.v),
+                    inner_tol=1e-3, max_outer=lsp_outer, max_inner=max_inner)
+    for name, res in (("l2", l2), ("l1", l1), ("lsp", lsp)):
+      row = {"method": name, "lam": float(lam), "val_mae": float(obs_lib.mae(val, res.u, res.v)),
+             **{k: v for k, v in evaluate(test_c, res.u, res.v).items()}}
+      if hasattr(res, "num_steps"):
+        row["steps"] = int(res.num_steps)
+      grid.append(row)
+  selected = {}
+  for name in ("l2", "l1", "lsp"):
+    best = min((r for r in grid if r["method"] == name), key=lambda r: r["val_mae"])
+    selected[name] = {"lam": best["lam"], "val_mae": best["val_mae"],
+                      "test_mae": best["test_mae"], "test_rmse": best["test_rmse"]}
+  return {"selected": selected, "grid": grid, "offset": offset,
+          "num_corrupted": int(np.asarray(mask).sum())}
+
