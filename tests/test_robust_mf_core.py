@@ -115,6 +115,42 @@ def test_lipschitz_bound_dominates_hessian():
   assert bound <= 2.0 * top + 1e-9  # the block bound is at most the sum of two block norms
 
 
+@pytest.mark.parametrize("r", [1, 2, 5, 12])
+def test_psd_top_eigenvalue_bound_is_a_tight_upper_bound(r):
+  rng = np.random.default_rng(r)
+  a = rng.normal(size=(300, r, 2 * r)) * rng.exponential(size=(300, 1, 1)) ** 3
+  a[:, :, :r] *= rng.exponential(size=(300, 1, r))  # spread the spectra
+  gram = a @ np.swapaxes(a, 1, 2)
+  exact = np.linalg.eigvalsh(gram)[:, -1]
+  bound = np.asarray(rmfnl._psd_top_eigenvalue_bound(jnp.asarray(gram)))
+  assert np.all(bound >= exact * (1 - 1e-12))
+  assert np.all(bound <= exact * r ** (1 / 64) * (1 + 1e-12))
+  np.testing.assert_array_equal(rmfnl._psd_top_eigenvalue_bound(jnp.zeros((2, r, r))), 0.0)
+
+
+def test_relaxed_rho_grows_only_without_progress():
+  # RMF-MM's continuation: ρ is raised (× rho_growth) only after a step that lowers H by less
+  # than progress_tol (a rejected step included) and kept after a step that makes progress.
+  obs = _problem(17, m=20, n=15)
+  m, n = obs.shape
+  rng = np.random.default_rng(18)
+  state = rmfnl.init_state(obs, jnp.asarray(3.0 * rng.normal(size=(m, 2))),
+                           jnp.asarray(3.0 * rng.normal(size=(n, 2))), 0.1, "l1", rho=0.05)
+  seen = set()
+  for _ in range(25):
+    new, info = rmfnl.mm_step(obs, state, 0.1, "l1", max_inner=200, rho_growth=2.0,
+                              progress_tol=1e-3)
+    decrease = (float(state.objective) - float(new.objective)) / float(state.objective)
+    progressed = bool(info.accepted) and decrease >= 1e-3
+    expected = float(state.rho) if progressed else min(2.0 * float(state.rho), 1.0)
+    if float(state.rho) < 1.0:
+      seen.add(progressed)
+    np.testing.assert_allclose(float(new.rho), expected, rtol=1e-12)
+    assert float(new.objective) <= float(state.objective) * (1 + 1e-12)  # monotone
+    state = new
+  assert seen == {True, False}  # both branches were exercised while ρ < 1
+
+
 @pytest.mark.parametrize("restart", [True, False])
 def test_apg_reaches_small_duality_gap(restart):
   obs = _problem(7)

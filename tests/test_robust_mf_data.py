@@ -76,6 +76,30 @@ def test_inject_outliers_ratio_and_range():
   np.testing.assert_array_equal(np.asarray(corrupted.values)[~np.asarray(mask)], 3.0)
   with pytest.raises(ValueError, match="ratio"):
     data.inject_outliers(jax.random.key(1), obs, 1.5, 1.0, 5.0)
+  with pytest.raises(ValueError, match="mode"):
+    data.inject_outliers(jax.random.key(1), obs, 0.1, 1.0, 5.0, "flip")
+  # "opposite": a rating at or above the midpoint goes to `low`, one below it to `high`.
+  vals = np.arange(n) % 5 + 1.0
+  obs = obs_lib.sparse_observations(np.arange(n) % 50, np.arange(n) // 50, vals, (50, 20))
+  corrupted, mask = data.inject_outliers(jax.random.key(2), obs, 0.3, 1.0, 5.0, "opposite")
+  mask, out = np.asarray(mask), np.asarray(corrupted.values)
+  assert int(mask.sum()) == 300
+  np.testing.assert_array_equal(out[mask], np.where(vals[mask] >= 3.0, 1.0, 5.0))
+  np.testing.assert_array_equal(out[~mask], vals[~mask])
+
+
+def test_holdout_and_shift():
+  n = 1000
+  obs = obs_lib.sparse_observations(np.arange(n) % 50, np.arange(n) // 50,
+                                    np.arange(n, dtype=np.float32), (50, 20))
+  kept, held = data.holdout(jax.random.key(3), obs, 0.1)
+  assert kept.nnz == 900 and held.nnz == 100 and kept.shape == held.shape == (50, 20)
+  both = np.sort(np.concatenate([np.asarray(kept.values), np.asarray(held.values)]))
+  np.testing.assert_array_equal(both, np.arange(n))  # a partition of Ω
+  np.testing.assert_array_equal(np.asarray(held.rows), np.asarray(held.values).astype(int) % 50)
+  with pytest.raises(ValueError, match="empty"):
+    data.holdout(jax.random.key(3), obs, 0.0)
+  np.testing.assert_allclose(data.shift(obs, 2.5).values, np.asarray(obs.values) - 2.5)
 
 
 def test_synthetic_problem_properties():

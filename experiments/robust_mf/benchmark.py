@@ -8,6 +8,17 @@
    and a few MM steps.
 
   python experiments/robust_mf/benchmark.py --sizes=200,400,800 --big_nnz=10000000
+
+Recorded run (defaults, 2 shared CPU cores, load ≈ 4, 2 min 11 s wall in all):
+
+  m=n  |Ω|    m·n/|Ω|  dense s  sparse s  ratio  (both runs hit 30 MM steps × 200 APG iterations)
+  200  8000   5        0.83     2.28      0.37   H 4501.9 / 4501.7
+  400  16000  10       2.65     4.25      0.62   H 9045.6 / 9044.3
+  800  32000  20       12.05    7.74      1.56   H 18075.7 / 18551.8
+  one APG iteration at |Ω| = 1M: scipy.sparse 77.9 ms, JAX 66.2 ms (×1.18)
+  |Ω| 1M → 2M: 24.0 → 46.3 ms per APG iteration (×1.93)
+  MovieLens-10M-sized (69,878 × 10,677, |Ω| = 10M): 0.240 s per APG iteration; 3 MM steps
+  (60 APG iterations, compile included) 23.8 s
 """
 
 import time

@@ -2,8 +2,8 @@
 
 * ``synthetic_outliers`` — robustness at 20% outliers: nonconvex losses (LSP, Laplace) recover
   the low-rank matrix better than ℓ1 (RMF) and ℓ2 (MF).
-* ``movielens100k_corrupted`` — MovieLens-100K u1 with 10% of the training ratings replaced by
-  U[1, 5] draws: ℓ1 and LSP test MAE below ℓ2.
+* ``movielens100k_corrupted`` — MovieLens-100K u1 with 10% of the training ratings sent to the
+  opposite end of the scale: ℓ1 and LSP test MAE below ℓ2 (U[1, 5] resampling is reported too).
 * ``apg_iteration_scaling`` — the sparse APG iteration costs O(|Ω| r): doubling |Ω| at most
   ~doubles the time per iteration.
 """
@@ -33,8 +33,6 @@ def _synthetic_config(scale: str, seed: int):
   c.outlier_ratio = 0.2
   c.losses = ("l1", "lsp", "laplace")
   c.run_rmf_mm = False
-  if scale == "smoke":
-    c.max_outer = 20
   return c
 
 
@@ -45,23 +43,31 @@ def _run_synthetic(scale, seeds, workdir):
     for k in out:
       out[k].append(res[k]["test_rmse"])
     out.setdefault("problem", res["problem"])
-  measured = {f"{k}_rmse": float(np.mean(v)) for k, v in out.items() if k != "problem"}
+    out.setdefault("l1_steps", []).append(res["rmfnl_l1"]["steps"])
+  measured = {f"{k}_rmse": float(np.mean(v)) for k, v in out.items()
+              if k not in ("problem", "l1_steps")}
   measured["per_seed"] = {k: v for k, v in out.items() if k != "problem"}
   measured["problem"] = out["problem"]
   return measured
 
 
 def _check_synthetic(m, scale):
+  # What the runs support: the nonconvex losses beat ℓ1 by ≥ 10 % and ℓ2 by 2×. The issue's
+  # stronger target (ℓ1 ≥ 0.5, i.e. ℓ1 breaking down) is reported by the summary, not
+  # asserted: a converged ℓ1 fit does not break down at 20 % symmetric outliers.
   best_nc = max(m["rmfnl_lsp_rmse"], m["rmfnl_laplace_rmse"])
-  ok = best_nc < m["rmfnl_l1_rmse"] and best_nc < 0.5 * m["l2_rmse"]
+  ok = best_nc <= 0.9 * m["rmfnl_l1_rmse"] and best_nc < 0.5 * m["l2_rmse"]
   if scale != "smoke":
-    ok = ok and best_nc <= 0.12
+    ok = ok and best_nc <= 0.1
   return bool(ok)
 
 
 def _summary_synthetic(m):
-  return (f"test RMSE ℓ2 {m['l2_rmse']:.3f}, ℓ1 {m['rmfnl_l1_rmse']:.3f}, "
-          f"LSP {m['rmfnl_lsp_rmse']:.3f}, Laplace {m['rmfnl_laplace_rmse']:.3f}")
+  l1 = m["rmfnl_l1_rmse"]
+  verdict = ("ℓ1 breaks down" if l1 >= 0.5
+             else "ℓ1 does not break down (issue target ℓ1 ≥ 0.5 not reproduced)")
+  return (f"test RMSE ℓ2 {m['l2_rmse']:.3f}, ℓ1 {l1:.3f}, LSP {m['rmfnl_lsp_rmse']:.3f}, "
+          f"Laplace {m['rmfnl_laplace_rmse']:.3f}; {verdict}")
 
 
 register(Reproduction(
@@ -71,9 +77,9 @@ register(Reproduction(
     paper_value="issue #6 target at m = n = 500, r = 5: ℓ1 ≥ 0.5, LSP/Laplace ≤ 0.08",
     run=_run_synthetic, check=_check_synthetic, summary=_summary_synthetic,
     seeds={"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)},
-    scale_note={"smoke": "m = n = 100, r = 3, density 0.3, ≤ 20 MM steps",
-                "cpu": "m = n = 300, r = 5, density 0.15, ≤ 40 MM steps",
-                "full": "m = n = 500, r = 5, density 0.1"}))
+    scale_note={"smoke": "m = n = 100, r = 3, density 0.3, ≤ 15 MM steps",
+                "cpu": "m = n = 500, r = 5, density 0.1, outliers + U[−10, 10], λ = 20/(m+n)",
+                "full": "as cpu, 3 seeds"}))
 
 # ---------------------------------------------------------------------------------------------
 # (b) MovieLens-100K u1 with 10% corrupted training ratings
@@ -87,31 +93,36 @@ def _subset(obs, max_rows):
                                          (max_rows, obs.shape[1]))
 
 
+_ML_SETTINGS = {
+    "smoke": dict(lams=(10.0,), max_outer=40, lsp_outer=10),
+    "cpu": dict(lams=(3.0, 10.0, 30.0), max_outer=100, lsp_outer=40),
+    "full": dict(lams=(20.0 / (943 + 1682), 1.0, 3.0, 10.0, 30.0), max_outer=200, lsp_outer=60),
+}
+
+
 def _run_movielens(scale, seeds, workdir):
   del workdir
   if not data_lib.has_dataset("movielens-100k", _ML_EXPECTED):
     return {"skipped": "movielens-100k not found (set JAXPAPERS_DATA or ../shared/data)"}
   split = data.load_movielens_100k()
   tr, te = split.train, split.test
-  max_outer = {"smoke": 15, "cpu": 30, "full": 60}[scale]
   if scale == "smoke":
     tr, te = _subset(tr, 150), _subset(te, 150)
-  rank = 5
-  rows = {"l2": [], "l1": [], "lsp": []}
+  modes = ("opposite",) if scale == "smoke" else ("opposite", "uniform")
+  per_seed = {mode: {k: [] for k in ("l2", "l1", "lsp")} for mode in modes}
+  lams = {mode: {k: [] for k in ("l2", "l1", "lsp")} for mode in modes}
   for seed in seeds:
-    key = jax.random.key(seed)
-    k_out, k_init = jax.random.split(key)
-    corrupted, _ = data.inject_outliers(k_out, tr, 0.1, 1.0, 5.0)
-    lam = rmfnl.default_lambda(corrupted.shape)
-    l2 = train.baselines.fit_l2(k_init, corrupted, rank, lam=lam, num_sweeps=20)
-    l1 = rmfnl.fit(k_init, corrupted, rank, "l1", lam=lam, rho0=0.004, inner_tol=1e-3,
-                   init_scale=0.5, max_outer=max_outer, max_inner=300)
-    lsp = rmfnl.fit(k_init, corrupted, rank, "lsp", theta=1.0, lam=lam, init=(l1.u, l1.v),
-                    inner_tol=1e-3, max_outer=max(3, max_outer // 2), max_inner=300)
-    for name, res in (("l2", l2), ("l1", l1), ("lsp", lsp)):
-      rows[name].append(float(train.obs_lib.mae(te, res.u, res.v)))
-  return {f"{k}_mae": float(np.mean(v)) for k, v in rows.items()} | {"per_seed": rows,
-                                                                     "nnz": tr.nnz}
+    for mode in modes:
+      res = train.corrupted_ratings_experiment(jax.random.key(seed), tr, te, corruption=mode,
+                                               ratio=0.1, rank=5, **_ML_SETTINGS[scale])
+      for k, sel in res["selected"].items():
+        per_seed[mode][k].append(sel["test_mae"])
+        lams[mode][k].append(sel["lam"])
+  out = {"nnz": tr.nnz, "per_seed": per_seed, "selected_lam": lams}
+  for mode in modes:
+    prefix = "" if mode == "opposite" else "uniform_"
+    out |= {f"{prefix}{k}_mae": float(np.mean(v)) for k, v in per_seed[mode].items()}
+  return out
 
 
 def _check_movielens(m, scale):
@@ -125,18 +136,25 @@ def _check_movielens(m, scale):
 def _summary_movielens(m):
   if "skipped" in m:
     return "skipped: " + m["skipped"]
-  return f"test MAE ℓ2 {m['l2_mae']:.3f}, ℓ1 {m['l1_mae']:.3f}, LSP {m['lsp_mae']:.3f}"
+  text = f"test MAE ℓ2 {m['l2_mae']:.3f}, ℓ1 {m['l1_mae']:.3f}, LSP {m['lsp_mae']:.3f}"
+  if "uniform_l2_mae" in m:
+    text += (f"; with U[1, 5] resampling instead (not outliers): ℓ2 {m['uniform_l2_mae']:.3f}, "
+             f"ℓ1 {m['uniform_l1_mae']:.3f}, LSP {m['uniform_lsp_mae']:.3f}")
+  return text
 
 
 register(Reproduction(
     paper=PAPER, name="movielens100k_corrupted",
-    claim="MovieLens-100K u1 with 10% corrupted training ratings: ℓ1 and LSP test MAE at least "
-          "0.04 below ℓ2 (same λ = 20/(m+n), rank 5)",
-    paper_value="prototype note: MAE ℓ1 0.787 / LSP 0.784 vs ℓ2 0.839",
+    claim="MovieLens-100K u1 with 10% of the training ratings corrupted (sent to the opposite end "
+          "of the 1–5 scale): ℓ1 and LSP test MAE at least 0.04 below ℓ2 (rank 5, λ chosen per "
+          "method on a validation split of the corrupted training ratings)",
+    paper_value="issue #6: ℓ1 and LSP MAE ≥ 0.04 below ℓ2; prototype note: ℓ1 0.787 / LSP "
+                "0.784 vs ℓ2 0.839",
     run=_run_movielens, check=_check_movielens, summary=_summary_movielens,
     seeds={"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)},
-    scale_note={"smoke": "first 150 users of u1, ≤ 15 MM steps", "cpu": "full u1, ≤ 30 MM steps",
-                "full": "full u1, ≤ 60 MM steps, 3 seeds"}))
+    scale_note={"smoke": "first 150 users of u1, λ = 10, ≤ 40 MM steps",
+                "cpu": "full u1, λ ∈ {3, 10, 30} by validation, ≤ 100 MM steps; also U[1, 5]",
+                "full": "full u1, λ ∈ {20/(m+n), 1, 3, 10, 30}, ≤ 200 MM steps, 3 seeds"}))
 
 # ---------------------------------------------------------------------------------------------
 # (c) time per APG iteration vs |Ω|

@@ -33,7 +33,8 @@ def make_problem(config: ml_collections.ConfigDict, key) -> tuple[obs_lib.Sparse
   split = data.load_movielens_100k(config.data_dir)
   train = split.train
   if config.movielens_outlier_ratio > 0:
-    train, _ = data.inject_outliers(key, train, config.movielens_outlier_ratio, 1.0, 5.0)
+    train, _ = data.inject_outliers(key, train, config.movielens_outlier_ratio, 1.0, 5.0,
+                                    config.movielens_corruption)
   return train, split.test
 
 
