@@ -89,7 +89,14 @@ def test_baselines_properties(games):
   np.testing.assert_array_equal(np.nonzero(np.asarray(features.tech_closure(starport_only)))[0],
                                 [5, 6, 7, 8])  # starport => factory => barracks => base
   mc = features.memory_channels(e, f.visible)
-  assert mc.shape == e.shape[:-1] + (3 * N,)
+  assert mc.shape == e.shape[:-1] + (3 * N + 2,)
+  np.testing.assert_array_equal(mc[..., :N], prev)
+  np.testing.assert_array_equal(mc[..., N:2 * N], mem)
+  np.testing.assert_array_equal(mc[..., 3 * N], vis)  # visible now; steps since visible: 0 then
+  assert float(jnp.abs(mc[..., 3 * N + 1][vis]).max()) == 0.0
+  since = np.expm1(np.asarray(mc[..., 3 * N + 1]))
+  hidden_after_visible = ~vis[1:] & vis[:-1]
+  np.testing.assert_allclose(since[1:][hidden_after_visible], 1.0, rtol=1e-5)
 
 
 def test_metrics_hand_cases():
@@ -123,12 +130,18 @@ def test_model_is_causal_and_scan_equals_loop(small_model):
   jac = jax.jacrev(lambda x: model.unroll(module, params, x, ei)[1][0, 2].sum())(xs)
   assert float(jnp.abs(jac[:, 3:]).max()) == 0.0  # step 2 ignores steps 3, 4
   assert float(jnp.abs(jac[:, :3]).max()) > 0.0
-  counts, exist, bt = model.unroll(module, params, xs, ei)
+  outs = model.unroll(module, params, xs, ei)
+  assert len(outs) == 4  # counts, existence, build tree, total counts per type
   state = module.initial_state(1, 4)
   for t in range(5):
-    state, (c, e, b) = module.apply(params, state, xs[:, t], ei[:, t])
-    np.testing.assert_allclose(e, exist[:, t], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(b, bt[:, t], rtol=1e-5, atol=1e-6)
+    state, step_outs = module.apply(params, state, xs[:, t], ei[:, t])
+    for a, b in zip(step_outs, outs):
+      np.testing.assert_allclose(a, b[:, t], rtol=1e-5, atol=1e-6)
+  # the non-recurrent ablation == every step from the zero state
+  flat = model.unroll(module, params, xs, ei, recurrent=False)[1]
+  for t in range(5):
+    e = module.apply(params, module.initial_state(1, 4), xs[:, t], ei[:, t])[1][1]
+    np.testing.assert_allclose(e, flat[:, t], rtol=1e-5, atol=1e-6)
   # vmap over games == loop
   xs2 = jnp.concatenate([xs, xs[:, ::-1]])
   ei2 = jnp.concatenate([ei, ei[:, ::-1]])
@@ -143,9 +156,41 @@ def test_zero_initialised_delta_head_predicts_the_input():
     params = model.init(jax.random.key(0), module, 1, 4, 6)
     xs = jax.random.normal(jax.random.key(2), (2, 3, 4, 4, 6))
     ei = jnp.abs(jax.random.normal(jax.random.key(3), (2, 3, 4, 4, N)))
-    counts, _, _ = model.unroll(module, params, xs, ei)
+    counts = model.unroll(module, params, xs, ei)[0]
     for k in range(2):
       np.testing.assert_allclose(counts[..., k, :], ei, rtol=1e-6)
+
+
+def test_training_inputs_memory_channels_and_delta_base(games):
+  from jaxpapers.defogger import config as dconfig
+  from jaxpapers.defogger import train
+
+  c = dconfig.get_config("smoke")
+  c.map_size, c.max_units, c.num_frames = CFG.map_size, CFG.max_units, CFG.num_frames
+  seq = jax.jit(jax.vmap(lambda g: train.sequence_features(g, 0, c)))(games)
+  assert seq.x.shape[-1] == 5 * N + 7  # own, enemy, memory (3N + 2), map (4), time
+  np.testing.assert_array_equal(seq.x[..., N:2 * N], seq.enemy_in)
+  last = jax.vmap(features.previously_seen)(seq.enemy_in, seq.visible)
+  np.testing.assert_array_equal(seq.x[..., 2 * N:3 * N], last)
+  c.memory_channels = False
+  plain = train.model_inputs(seq.x, c)
+  assert plain.shape[-1] == 2 * N + 5
+  np.testing.assert_array_equal(plain[..., -5:], seq.x[..., -5:])
+  # a zero-initialised delta head predicts its base: the input, or the last-seen memory
+  for delta_from, base in (("input", seq.enemy_in), ("last_seen", last)):
+    c.memory_channels, c.delta_from = True, delta_from
+    module = train.make_module(c)
+    params = model.init(jax.random.key(0), module, 1, seq.x.shape[2], seq.x.shape[-1])
+    counts = train.unroll(module, params, seq, c)[0]
+    for k in range(len(c.horizons)):
+      np.testing.assert_allclose(counts[..., k, :], base, rtol=1e-6)
+  c.delta_from = "memory"
+  with pytest.raises(ValueError, match="delta_from must be"):
+    train.delta_base(seq, c)
+  # the count prediction is gated by the existence threshold of its horizon
+  cnt = np.ones((1, 2, 3))
+  ex = np.array([[[0.2, 0.6, 0.9], [0.2, 0.6, 0.9]]])
+  np.testing.assert_array_equal(train.gate_counts(cnt, ex, [0.5, 0.7]), [[[0, 1, 1], [0, 0, 1]]])
 
 
 def test_unit_list_round_trip(games, tmp_path):

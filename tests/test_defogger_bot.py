@@ -1,4 +1,4 @@
-"""Defogger downstream bot: target override of the generator, target picking, memory rule, outcome."""
+"""Defogger downstream bot: orders in the generator, counters, decisions, memory rules, outcome."""
 
 import jax
 import jax.numpy as jnp
@@ -11,35 +11,78 @@ from jaxpapers.defogger import bot, world
 N = world.NUM_TYPES
 SL = jnp.array([[6.0, 6.0], [26.0, 6.0], [6.0, 26.0], [26.0, 26.0]])
 # long enough for a rush (attack frame 45) to start; small map and few slots keep compiles short
-CFG = world.GameConfig(map_size=32, max_units=16, num_frames=64, scout_frame=2)
+CFG = world.GameConfig(map_size=32, max_units=32, num_frames=64, scout_frame=2)
 NUM = 4
+
+
+F_D = 40  # the bot's decision frame in these tests
+
+
+def _true_base(g):
+  return jax.vmap(lambda s, i: s[i])(g.game_map.start_locations, g.start[:, 1])
 
 
 @pytest.fixture(scope="module")
 def games():
   key = jax.random.key(11)
   default = jax.jit(lambda k: world.generate_games(k, NUM, CFG))(key)
-  targeted = jax.jit(lambda k, t: world.generate_games(k, NUM, CFG, t))
+  ordered = jax.jit(lambda k, o: world.generate_games(k, NUM, CFG, o))
   sl, start = default.game_map.start_locations, default.start
-  true_base = jax.vmap(lambda s, i: s[i])(sl, start[:, 1])
+  scripted = jax.vmap(world.scripted_orders)(default.strategy[:, 0], _true_base(default))
   wrong = jax.vmap(lambda s, i: s[(i + 1) % 4])(sl, start[:, 0])  # a corner next to the bot's own
-  return default, targeted(key, true_base), targeted(key, wrong)
+  air = jax.vmap(lambda t, st: bot.make_orders(jnp.int32(2), F_D, t, st))(wrong, default.strategy[:, 0])
+  return default, ordered(key, scripted), ordered(key, air)
 
 
-def test_true_target_is_the_scripted_game_and_prefix_is_unchanged(games):
-  default, with_true, with_wrong = games
-  testing.assert_trees_equal(with_true, default)  # bit for bit
-  attack = np.asarray(world.attack_frame(default.strategy[:, 0]))
-  moved = []
-  for i in range(NUM):
-    a = min(int(attack[i]), CFG.num_frames)
-    for name in ("alive", "type", "x", "y", "uid", "visible"):
-      np.testing.assert_array_equal(np.asarray(getattr(with_wrong, name)[i, :a]),
-                                    np.asarray(getattr(default, name)[i, :a]), err_msg=name)
-    if a < CFG.num_frames:
-      moved.append(not np.array_equal(np.asarray(with_wrong.x[i, a:, 0]), np.asarray(default.x[i, a:, 0])))
-  if moved:  # once it attacks, the army of player 0 goes elsewhere
-    assert any(moved)
+def test_scripted_orders_are_the_scripted_game_and_prefix_is_unchanged(games):
+  default, with_script, with_air = games
+  testing.assert_trees_equal(with_script, default)  # bit for bit
+  for name in ("alive", "type", "x", "y", "uid", "visible"):
+    np.testing.assert_array_equal(np.asarray(getattr(with_air, name)[:, :F_D]),
+                                  np.asarray(getattr(default, name)[:, :F_D]), err_msg=name)
+  # the tech switch: from F_D + 2 on player 0 owns a starport (built on the tech tree), then air
+  alive, types = np.asarray(with_air.alive[:, :, 0]), np.asarray(with_air.type[:, :, 0])
+  room = alive[:, F_D - 1].sum(1) <= CFG.max_units - 3  # free slots for the three buildings
+  assert room.any()
+  for i in np.nonzero(room)[0]:
+    owned = lambda f, t, i=i: bool(np.any(alive[i, f] & (types[i, f] == t)))
+    assert all(owned(F_D + 2, t) for t in (6, 7, 8))
+    for f in range(F_D, CFG.num_frames):  # prerequisites whenever a starport stands
+      assert not owned(f, 8) or owned(f, 7)
+    assert np.any(alive[i, -1] & (types[i, -1] == 4))  # air units were made
+
+
+def test_counters_in_combat():
+  def duel(a, b):
+    units = world.Units(alive=jnp.ones((2, 1), bool), type=jnp.array([[a], [b]]),
+                        x=jnp.array([[10.0], [11.0]]), y=jnp.array([[10.0], [10.0]]),
+                        hp=jnp.array([[500.0], [500.0]]), uid=jnp.zeros((2, 1), jnp.int32),
+                        aux=jnp.zeros((2, 1), jnp.int32))
+    return 500.0 - np.asarray(world._combat(units).hp[:, 0])  # damage taken by each side
+
+  np.testing.assert_allclose(duel(3, 4), [16.0, 0.0])  # heavy cannot hit air; air hunts heavy
+  np.testing.assert_allclose(duel(3, 2), [3.0, 24.0])  # heavy crushes infantry
+  np.testing.assert_allclose(duel(2, 4), [4.0, 12.0])  # infantry shoots air
+  np.testing.assert_allclose(duel(9, 4), [8.0, 20.0])  # turrets are anti-air
+
+
+def test_counter_choice_and_orders():
+  comp = jnp.array([[10.0, 0, 0], [0, 5, 0], [0, 0, 3], [0, 0, 0], [4, 1, 0], [2, 1, 0]])
+  # HP-weighted main army type -> its counter (heavy, air, infantry); nothing -> keep (-1)
+  assert np.asarray(bot.counter_choice(comp)).tolist() == [1, 2, 0, -1, 1, 2]
+  keep = bot.make_orders(jnp.int32(-1), 44, jnp.zeros(2), jnp.int32(1))
+  np.testing.assert_allclose(keep.production, world.strategy_production(1))
+  assert not np.any(np.asarray(keep.tech))
+  heavy = bot.make_orders(jnp.int32(1), 44, jnp.zeros(2), jnp.int32(1))
+  assert int(np.argmax(np.asarray(heavy.production)[2:])) == 1
+  assert np.asarray(heavy.tech).tolist() == [True, True, False]
+
+
+def test_memory_composition():
+  ei = jnp.zeros((4, 2, 2, N)).at[0, 0, 0, 2].set(3.0).at[1, 1, 1, 2].set(2.0).at[1, 0, 1, 3].set(1.0)
+  ei = ei.at[3, 0, 0, 4].set(5.0)
+  np.testing.assert_allclose(bot.memory_composition(ei, 2), [3.0, 1.0, 0.0])  # most seen at once
+  np.testing.assert_allclose(bot.memory_composition(ei, 3), [3.0, 1.0, 5.0])
 
 
 def test_pick_target_hand_made():
@@ -53,8 +96,7 @@ def test_pick_target_hand_made():
   # restricted to candidate starts other than the own one: start 1 = (26, 6) sits in row 0, col 3
   np.testing.assert_allclose(bot.pick_start_target(exist, 0, SL, 8, 8), [26.0, 6.0])
   np.testing.assert_allclose(bot.pick_start_target(exist2, 3, SL, 8, 8), [26.0, 6.0])
-  assert list(np.asarray(bot.decision_step(jnp.array([0, 1, 2]), 4, 40))) == [10, 27, 22]
-  assert list(np.asarray(bot.decision_step(jnp.array([0, 1]), 4, 8))) == [7, 7]
+  assert bot.decision_step(44, 4, 40) == 10 and bot.decision_step(44, 4, 8) == 7
 
 
 
@@ -83,7 +125,7 @@ def test_memory_target_last_seen_building_and_fallback():
   assert idx2 == {0, 1}
 
 
-def test_targets_vmapped_equal_loop(games):
+def test_decisions_vmapped_equal_loop(games):
   from jaxpapers.defogger import config as dconfig
   from jaxpapers.defogger import train
 
@@ -92,20 +134,25 @@ def test_targets_vmapped_equal_loop(games):
   c.map_size, c.max_units, c.num_frames = CFG.map_size, CFG.max_units, CFG.num_frames
   seqs = jax.jit(jax.vmap(lambda g: train.sequence_features(g, 0, c)))(default)
   exist = jax.nn.sigmoid(jax.random.normal(jax.random.key(1), seqs.enemy_in.shape[:4] + (N,)))
-  targets, t_d = jax.jit(lambda g, s, k, e: bot._targets(g, s, k, c, e))(
-      default, seqs, jax.random.key(2), exist)
+  army = jnp.abs(jax.random.normal(jax.random.key(3), seqs.enemy_in.shape[:2] + (N,)))
+  t_d = 9
+  dec = jax.jit(lambda g, s, k, a, e: bot._decisions(g, s, k, c, t_d, a, e))(
+      default, seqs, jax.random.key(2), army, exist)
   keys = jax.random.split(jax.random.key(2), NUM)
-  pick = jax.jit(lambda e: bot.pick_target(e, 8, 8))
+  pick = jax.jit(lambda e, st, sl: bot.pick_start_target(e, st, sl, 8, 8))
   mem = jax.jit(lambda *a: bot.memory_target(*a, 8, 8))
   for i in range(NUM):
     g = jax.tree.map(lambda a, i=i: a[i], default)
     s = jax.tree.map(lambda a, i=i: a[i], seqs)
-    np.testing.assert_allclose(targets["defogger"][i], pick(exist[i, t_d[i]]))
-    np.testing.assert_allclose(targets["memory"][i], mem(
-        s.enemy_in, s.visible, t_d[i], g.start[0], g.game_map.start_locations, keys[i]))
-    np.testing.assert_allclose(targets["oracle"][i], g.game_map.start_locations[g.start[1]])
+    np.testing.assert_allclose(dec["defogger"][1][i], pick(exist[i, t_d], g.start[0],
+                                                           g.game_map.start_locations))
+    np.testing.assert_allclose(dec["defogger"][0][i], army[i, t_d, bot.ARMY])
+    np.testing.assert_allclose(dec["memory"][1][i], mem(
+        s.enemy_in, s.visible, t_d, g.start[0], g.game_map.start_locations, keys[i]))
+    np.testing.assert_allclose(dec["memory"][0][i], bot.memory_composition(s.enemy_in, t_d))
+    np.testing.assert_allclose(dec["oracle"][1][i], g.game_map.start_locations[g.start[1]])
   # targets are cell centres / corners on the map
-  for tg in targets.values():
+  for _, tg in dec.values():
     assert np.all((np.asarray(tg) >= 0) & (np.asarray(tg) < CFG.map_size))
   out = jax.vmap(bot.outcome)(default)
   assert out.shape == (NUM,) and set(np.asarray(out).tolist()) <= {0.0, 0.5, 1.0}

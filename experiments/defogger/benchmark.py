@@ -1,5 +1,6 @@
-"""Games generated per second (vmapped JAX generator) against a Python loop over single-game
-generator steps, and training sequences per second, measured in the same run.
+"""Games generated per second (vmapped JAX generator) against one game per call, and training
+sequences per second of the split unroll (convolutions batched over all steps, only the LSTMs in
+``lax.scan``) against scanning the whole step, measured in the same run.
 
   python experiments/defogger/benchmark.py --games=64
 """
@@ -42,20 +43,36 @@ def main(argv):
         f"one game per call (×{t_loop / t_vmap:.1f})")
   data = train.build_dataset(jax.random.key(1), 8, cfg)
   module = train.make_module(cfg)
-  params = model.init(jax.random.key(0), module, 1, data.x.shape[2], data.x.shape[-1])
+  xs, bases = train.model_inputs(data.x, cfg), train.delta_base(data, cfg)
+  params = model.init(jax.random.key(0), module, 1, data.x.shape[2], xs.shape[-1])
   opt = train.make_optimizer(cfg)
   opt_state = opt.init(params)
-  batch = jax.tree.map(lambda a: a[: cfg.games_per_update], data)
+  n = cfg.games_per_update
 
-  @jax.jit
-  def step(p, s):
-    g = jax.grad(train.loss_fn)(p, module, batch, cfg)
-    u, s = opt.update(g, s, p)
-    return jax.tree.map(jnp.add, p, u), s
+  def stepwise_unroll(p, x, b):  # reference: the whole step (convolutions included) in the scan
+    def step(st, inp):
+      return module.apply(p, st, *inp)
+    _, outs = jax.lax.scan(step, module.initial_state(x.shape[0], x.shape[2]),
+                           (jnp.swapaxes(x, 0, 1), jnp.swapaxes(b, 0, 1)))
+    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), outs)
 
-  t_step = _timed(lambda p, s: step(p, s)[0], params, opt_state)
-  print(f"training: {cfg.games_per_update / t_step:.2f} sequences/s "
-        f"({data.x.shape[1]} steps of {data.x.shape[2]}×{data.x.shape[3]}×{data.x.shape[4]})")
+  def make_step(unroll_fn):
+    def loss(p):
+      return sum(jnp.mean(o ** 2) for o in unroll_fn(p, xs[:n], bases[:n]))
+
+    @jax.jit
+    def step(p, s):
+      u, s = opt.update(jax.grad(loss)(p), s, p)
+      return jax.tree.map(jnp.add, p, u), s
+    return step
+
+  split = make_step(lambda p, x, b: model.unroll(module, p, x, b))
+  whole = make_step(stepwise_unroll)
+  t_split = _timed(lambda p, s: split(p, s)[0], params, opt_state)
+  t_whole = _timed(lambda p, s: whole(p, s)[0], params, opt_state, repeats=1)
+  print(f"training: {n / t_split:.2f} sequences/s with the convolutions outside the time scan vs "
+        f"{n / t_whole:.2f} sequences/s scanning the whole step (×{t_whole / t_split:.1f}; "
+        f"{data.x.shape[1]} steps of {data.x.shape[2]}×{data.x.shape[3]}×{xs.shape[-1]})")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from jaxpapers.defogger.train import build_dataset as build_dataset
 from jaxpapers.defogger.train import format_tables as format_tables
 from jaxpapers.defogger.train import sequence_features as sequence_features
 from jaxpapers.defogger.train import train_and_evaluate as train_and_evaluate
+from jaxpapers.defogger.world import BotOrders as BotOrders
 from jaxpapers.defogger.world import Game as Game
 from jaxpapers.defogger.world import GameConfig as GameConfig
 from jaxpapers.defogger.world import generate_game as generate_game

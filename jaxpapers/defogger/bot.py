@@ -1,27 +1,41 @@
-"""The downstream bot experiment: a rule-based player 0 that attacks where it believes the enemy is.
+"""The downstream bot experiment: a rule-based player 0 whose decisions use its estimate of the enemy.
 
-The paper's downstream use of the defogger: a bot whose decisions use the defogger's estimate of
-the enemy. Here player 0 is the generator's scripted player (build order, rally, attack) except
-for one decision — *where* its army attacks. At the decision step ``t_d`` (the last featurizer
-step that ends before player 0's attack frame, which it knows from its own strategy) the bot
-looks at its own fogged observations of frames ``[0, (t_d + 1)·skip)`` and picks a target:
+The paper's downstream use of the defogger: a rule-based bot whose estimate of the enemy (its
+army composition and its base) comes from the defogger instead of from what it remembers. Here
+player 0 is the generator's scripted player (build order, rally, attack) except for the decisions
+it takes at one decision frame ``F_d = (t_d + 1) · skip`` (the first frame after featurizer step
+``t_d``), from its own fogged observations of frames ``[0, F_d)``:
 
-* ``defogger``: the cell with the highest summed predicted existence probability of enemy
-  buildings (horizon 0, the trained model's output at ``t_d``; the model is causal, so running it
-  on the whole sequence and reading step ``t_d`` equals running it on the prefix);
-* ``defogger_starts`` (variant): the candidate start location, other than its own, whose cell has
-  the highest summed predicted enemy-building existence;
-* ``memory`` (the strongest rule-based memory the issue names): the cell where an enemy building
-  was seen most recently, else a random candidate start location other than its own;
-* ``memory_scout`` (a stronger rule, reported for honesty): as ``memory``, but the random
-  fallback also skips candidate start locations whose cell the bot has already seen;
-* ``oracle``: the true enemy base (the scripted player — an upper bound).
+* **production (composition)**: from its estimate of the enemy's army — infantry, heavy and air
+  unit counts ``E`` — it switches production to the counter (``world.DAMAGE``: heavy beats
+  infantry, air beats heavy, infantry beats air) of the enemy's main army type
+  ``argmax_u E_u · HP_u``, building the producer building (and its prerequisites) when missing.
+  With no enemy army in the estimate (``Σ E_u · HP_u < 1 unit``) it keeps its scripted production.
+* **attack target (base location)**: where its army attacks (it attacks at
+  ``max(scripted attack frame, F_d)``).
 
-The target is the chosen cell's centre in map coordinates. The game is then simulated with that
-target (``world.generate_game(..., attack_target=...)``). The target only acts once player 0
-attacks, so frames before the attack are bit-identical to the game the decision was taken on:
-re-simulating the whole game equals simulating ``[0, F_d)`` scripted and ``[F_d, F)`` with the
-overridden target.
+Bots (all take the same rule; only the estimate differs):
+
+* ``defogger``: composition = the trained model's predicted total enemy counts per type at
+  ``t_d`` (its global composition head, at the longest horizon: the army the bot will meet); target = the candidate start location,
+  other than its own, whose cell has the highest summed predicted enemy-building existence
+  (horizon 0). The model is causal, so reading step ``t_d`` of a run over the whole sequence
+  equals running it on the prefix.
+* ``memory``: composition = the most units of each type seen at once in any step up to ``t_d``;
+  target = the cell where an enemy building was seen most recently, else a random candidate start
+  location other than its own.
+* ``memory_scout`` (a stronger memory rule): as ``memory``, but the random fallback also skips
+  candidate start locations whose cell the bot has already seen.
+* ``fixed_heavy``: no estimate of the composition — always switch to heavy units (the counter of
+  infantry, the most common main enemy army at the decision) — with the ``memory_scout`` target:
+  what a prior alone gives.
+* ``scripted``: the scripted player itself (its strategy's production, the true enemy base).
+* ``oracle``: the rule with the true enemy composition at ``t_d + max horizon`` and the true base
+  (an upper bound of the rule).
+
+The orders act from ``F_d`` on, so frames before it are bit-identical to the game the decision was
+taken on (``world.BotOrders``): re-simulating the whole game equals simulating ``[0, F_d)``
+scripted and ``[F_d, F)`` with the orders.
 
 Outcome: each player's *lost value* is the summed maximum HP of its units and buildings that died
 during the game (workers and buildings included). The bot wins if the enemy lost more value than
@@ -37,6 +51,14 @@ import numpy as np
 from jaxpapers.defogger import train, world
 
 BUILDINGS = np.asarray(world.BUILDING_TYPES)
+ARMY = np.array([2, 3, 4])  # infantry, heavy, air
+COUNTER = np.array([1, 2, 0])  # index into ARMY of the counter of each ARMY type
+# Production propensities (worker, scout, infantry, heavy, air) after a switch to each ARMY type.
+SWITCH_PRODUCTION = np.array([[0.10, 0.0, 0.30, 0.04, 0.04],
+                              [0.10, 0.0, 0.04, 0.30, 0.04],
+                              [0.10, 0.0, 0.04, 0.04, 0.30]], np.float32)
+# Buildings (barracks, factory, starport) a switch to each ARMY type needs.
+SWITCH_TECH = np.array([[True, False, False], [True, True, False], [True, True, True]])
 
 
 def cell_centres(grid: int, kernel: int, stride: int) -> jax.Array:
@@ -44,9 +66,30 @@ def cell_centres(grid: int, kernel: int, stride: int) -> jax.Array:
   return jnp.arange(grid, dtype=jnp.float32) * stride + kernel / 2
 
 
-def decision_step(strategy0, skip: int, num_steps: int) -> jax.Array:
-  """Last featurizer step whose frames all precede player 0's attack frame (clipped to the game)."""
-  return jnp.clip(world.attack_frame(strategy0) // skip - 1, 0, num_steps - 1)
+def decision_step(decision_frame: int, skip: int, num_steps: int) -> int:
+  """The last featurizer step whose frames all precede ``decision_frame`` (clipped to the game)."""
+  return int(np.clip(decision_frame // skip - 1, 0, num_steps - 1))
+
+
+def counter_choice(composition) -> jax.Array:
+  """Index into ``ARMY`` of the unit type to switch production to, from an estimated enemy army
+  ``composition [..., 3]`` (infantry, heavy, air counts); ``-1`` (keep the scripted production)
+  when the estimate holds less than one unit's worth of HP."""
+  hp = jnp.asarray(world.HP)[ARMY]
+  strength = jnp.asarray(composition, jnp.float32) * hp
+  main = jnp.argmax(strength, axis=-1)
+  return jnp.where(strength.sum(-1) >= hp.min(), jnp.asarray(COUNTER)[main], -1)
+
+
+def make_orders(choice, frame, target, strategy0) -> world.BotOrders:
+  """``world.BotOrders`` for a production switch to ``ARMY[choice]`` (``-1``: the scripted
+  production of ``strategy0``) and an attack on ``target``, from ``frame`` on."""
+  c = jnp.maximum(choice, 0)
+  keep = choice < 0
+  production = jnp.where(keep, world.strategy_production(strategy0), jnp.asarray(SWITCH_PRODUCTION)[c])
+  tech = jnp.where(keep, False, jnp.asarray(SWITCH_TECH)[c])
+  return world.BotOrders(jnp.asarray(frame, jnp.int32), jnp.asarray(target, jnp.float32), production,
+                         tech)
 
 
 def pick_target(exist: jax.Array, kernel: int, stride: int) -> jax.Array:
@@ -61,7 +104,7 @@ def pick_target(exist: jax.Array, kernel: int, stride: int) -> jax.Array:
 
 def pick_start_target(exist: jax.Array, own_start, start_locations, kernel: int, stride: int) -> jax.Array:
   """The candidate start location (other than ``own_start``) whose cell has the highest summed
-  predicted enemy-building existence (the ``defogger_starts`` bot)."""
+  predicted enemy-building existence (the ``defogger`` bot's target)."""
   g = exist.shape[0]
   score = exist[..., BUILDINGS].sum(-1).reshape(-1)[_start_cells(start_locations, g, kernel, stride)]
   score = jnp.where(jnp.arange(4) == own_start, -jnp.inf, score)
@@ -105,6 +148,13 @@ def memory_target(enemy_in: jax.Array, visible: jax.Array, t_d, own_start, start
   return jnp.where(jnp.any(seen), seen_target, start_locations[pick])
 
 
+def memory_composition(enemy_in: jax.Array, t_d) -> jax.Array:
+  """``[3]``: the most enemy infantry, heavy and air units seen at once in a step ``<= t_d``
+  (fogged enemy counts ``[T, G, G, N]``, with ``W = S`` so that no unit is counted twice)."""
+  totals = enemy_in[..., ARMY].sum(axis=(1, 2))  # [T, 3]
+  return jnp.max(jnp.where((jnp.arange(enemy_in.shape[0]) <= t_d)[:, None], totals, 0.0), axis=0)
+
+
 def lost_value(game: world.Game) -> jax.Array:
   """``[2]`` summed max HP of each player's units and buildings that died during the game."""
   died = game.alive[:-1] & ~game.alive[1:]  # [F-1, 2, U]
@@ -117,63 +167,79 @@ def outcome(game: world.Game) -> jax.Array:
   return jnp.where(lost[1] > lost[0], 1.0, jnp.where(lost[1] == lost[0], 0.5, 0.0))
 
 
-def play(key: jax.Array, num_games: int, gcfg: world.GameConfig, targets: jax.Array):
+def play(key: jax.Array, num_games: int, gcfg: world.GameConfig, orders: world.BotOrders):
   """Outcomes ``[num_games]`` and lost values ``[num_games, 2]`` of the games of ``key`` replayed with
-  player 0's attack ``targets [num_games, 2]``."""
-  games = world.generate_games(key, num_games, gcfg, targets)
+  player 0's ``orders`` (leading axis ``[num_games]``)."""
+  games = world.generate_games(key, num_games, gcfg, orders)
   return jax.vmap(outcome)(games), jax.vmap(lost_value)(games)
 
 
 def observe(key: jax.Array, num_games: int, config):
-  """The scripted games of ``key`` (the same as ``train.build_dataset``'s) and player 0's sequences."""
+  """The scripted games of ``key`` and player 0's sequences of them."""
   games = world.generate_games(key, num_games, train.game_config(config))
   seqs = jax.vmap(lambda g: train.sequence_features(g, 0, config))(games)
   return games, seqs
 
 
-def _targets(games: world.Game, seqs: train.Dataset, key, config, exist=None):
-  """``{bot: [G, 2] targets}`` and the decision steps ``[G]``."""
+def _decisions(games: world.Game, seqs: train.Dataset, key, config, t_d: int, army=None,
+               exist=None):
+  """``{bot: (composition [G, 3], target [G, 2])}`` for every bot at decision step ``t_d``."""
   k, s = config.kernel, config.stride
-  t = seqs.enemy_in.shape[1]
-  t_d = decision_step(games.strategy[:, 0], config.skip, t)
-  keys = jax.random.split(key, t_d.shape[0])
+  keys = jax.random.split(key, games.start.shape[0])
+  sl, own = games.game_map.start_locations, games.start[:, 0]
+  mem_comp = jax.vmap(lambda ei: memory_composition(ei, t_d))(seqs.enemy_in)
   mem = lambda elim: jax.vmap(
-      lambda ei, vis, td, st, sl, kk: memory_target(ei, vis, td, st, sl, kk, k, s, eliminate_scouted=elim)
-  )(seqs.enemy_in, seqs.visible, t_d, games.start[:, 0], games.game_map.start_locations, keys)
-  out = {"oracle": jax.vmap(lambda sl, st: sl[st])(games.game_map.start_locations, games.start[:, 1]),
-         "memory": mem(False), "memory_scout": mem(True)}
-  if exist is not None:
-    at_d = jnp.take_along_axis(exist, t_d[:, None, None, None, None], axis=1)[:, 0]
-    out["defogger"] = jax.vmap(lambda e: pick_target(e, k, s))(at_d)
-    out["defogger_starts"] = jax.vmap(lambda e, st, sl: pick_start_target(e, st, sl, k, s))(
-        at_d, games.start[:, 0], games.game_map.start_locations)
-  return out, t_d
+      lambda ei, vis, st, l, kk: memory_target(ei, vis, t_d, st, l, kk, k, s, eliminate_scouted=elim)
+  )(seqs.enemy_in, seqs.visible, own, sl, keys)
+  t_true = min(t_d + max(config.horizons), seqs.enemy_truth.shape[1] - 1)
+  true_comp = seqs.enemy_truth[:, t_true][..., ARMY].sum(axis=(1, 2))
+  true_base = jax.vmap(lambda l, st: l[st])(sl, games.start[:, 1])
+  out = {"oracle": (true_comp, true_base), "memory": (mem_comp, mem(False)),
+         "memory_scout": (mem_comp, mem(True))}
+  if army is not None:
+    comp = army[:, t_d][..., ARMY]
+    target = jax.vmap(lambda e, st, l: pick_start_target(e, st, l, k, s))(exist[:, t_d], own, sl)
+    out["defogger"] = (comp, target)
+  return out
 
 
 def evaluate_bots(key: jax.Array, num_games: int, config, module=None, params=None) -> dict:
   """Win rates of the bots on ``num_games`` fresh games (``defogger`` only when a model is given).
 
-  Returns ``{"win_rate": {bot: rate}, "win_rate_rush": {bot: rate on games where the bot rushes},
-  "target_error": {bot: mean distance from target to the true enemy base}, "num_games": n}``.
+  Returns ``{"win_rate": {bot: rate}, "choice": {bot: fraction of games per switch (keep,
+  infantry, heavy, air)}, "target_error": {bot: mean distance from target to the true enemy base},
+  "composition_error": {bot: mean L1 error of the estimated army counts}, "num_games": n,
+  "decision_frame": F_d}``.
   """
   k_games, k_rand = jax.random.split(key)
   gcfg = train.game_config(config)
   games, seqs = jax.jit(lambda kk: observe(kk, num_games, config))(k_games)
-  exist = None
+  t_d = decision_step(int(config.bot_decision_frame), config.skip, seqs.x.shape[1])
+  frame = (t_d + 1) * config.skip
+  army = exist = None
   if module is not None:
-    h0 = list(config.horizons).index(0)
-    exist = jnp.asarray(train.predict(module, params, seqs, config)[1][..., h0, :])
-  targets, _ = _targets(games, seqs, k_rand, config, exist)
-  play_fn = jax.jit(lambda kk, tg: play(kk, num_games, gcfg, tg))
-  rush = np.asarray(games.strategy[:, 0]) == 0
-  true_base = np.asarray(targets["oracle"])
-  res = {"win_rate": {}, "win_rate_rush": {}, "target_error": {}, "num_games": num_games,
-         "num_rush": int(rush.sum())}
-  for name, tg in targets.items():
-    won, _ = play_fn(k_games, tg)
-    won = np.asarray(won)
+    _, e, _, a = train.predict(module, params, seqs, config)
+    army, exist = a[:, :, -1], e[..., list(config.horizons).index(0), :]
+  decisions = _decisions(games, seqs, k_rand, config, t_d, army, exist)
+  play_fn = jax.jit(lambda kk, o: play(kk, num_games, gcfg, o))
+  strategy0 = games.strategy[:, 0]
+  true_comp, true_base = (np.asarray(a) for a in decisions["oracle"])
+  res = {"win_rate": {}, "choice": {}, "target_error": {}, "composition_error": {},
+         "num_games": num_games, "decision_frame": frame}
+  scripted = jax.vmap(world.scripted_orders)(strategy0, jnp.asarray(true_base))
+  res["win_rate"]["scripted"] = float(np.asarray(play_fn(k_games, scripted)[0]).mean())
+  # no estimate at all: always switch to heavy units (the counter of infantry, the most common
+  # main enemy army at the decision), attacking the memory_scout target
+  n = strategy0.shape[0]
+  fixed = (None, decisions["memory_scout"][1])
+  for name, (comp, target) in list(decisions.items()) + [("fixed_heavy", fixed)]:
+    choice = jnp.ones(n, jnp.int32) if comp is None else counter_choice(comp)
+    orders = jax.vmap(lambda ch, tg, st: make_orders(ch, frame, tg, st))(choice, target, strategy0)
+    won = np.asarray(play_fn(k_games, orders)[0])
     res["win_rate"][name] = float(won.mean())
-    res["win_rate_rush"][name] = float(won[rush].mean()) if rush.any() else float("nan")
-    res["target_error"][name] = float(np.linalg.norm(np.asarray(tg) - true_base, axis=1).mean())
+    res["choice"][name] = np.bincount(np.asarray(choice) + 1, minlength=4).tolist()
+    res["target_error"][name] = float(np.linalg.norm(np.asarray(target) - true_base, axis=1).mean())
+    if comp is not None:
+      res["composition_error"][name] = float(np.abs(np.asarray(comp) - true_comp).sum(1).mean())
   return res
 

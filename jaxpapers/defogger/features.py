@@ -158,21 +158,24 @@ def featurize(game: world.Game, perspective: int, cfg: FeatureConfig = FeatureCo
 
 
 def memory_channels(enemy_inputs, visible):
-  """Causal memory features of the enemy input channels ``[T, G, G, N]``.
+  """Causal memory features of the enemy input channels ``[T, G, G, N]`` and of the fog.
 
-  Returns ``[T, G, G, 3N]``: last seen value (hidden cells keep their last value), running max,
-  and steps since the cell was last seen (``log1p``-scaled, per type: since a type was last seen
-  there).
+  Returns ``[T, G, G, 3N + 2]``: last seen value (hidden cells keep their last value), running
+  max, steps since a type was last seen in the cell (``log1p``-scaled), whether the cell is
+  visible now, and steps since the cell was last visible (``log1p``-scaled; 50 before it ever
+  was) — what was looked at and found empty is not in the counts.
   """
   last = previously_seen(enemy_inputs, visible)
   running = perfect_memory(enemy_inputs)
 
   def step(since, x):
-    since = jnp.where(x > 0, 0.0, since + 1.0)
+    since = jnp.where(x, 0.0, since + 1.0)
     return since, since
 
-  _, since = jax.lax.scan(step, jnp.full(enemy_inputs.shape[1:], 50.0), enemy_inputs)
-  return jnp.concatenate([last, running, jnp.log1p(since)], -1)
+  _, since = jax.lax.scan(step, jnp.full(enemy_inputs.shape[1:], 50.0), enemy_inputs > 0)
+  _, since_vis = jax.lax.scan(step, jnp.full(visible.shape[1:], 50.0), visible)
+  vis = visible.astype(enemy_inputs.dtype)[..., None]
+  return jnp.concatenate([last, running, jnp.log1p(since), vis, jnp.log1p(since_vis)[..., None]], -1)
 
 
 # ----------------------------------------------------------------------------- baselines

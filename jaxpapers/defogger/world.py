@@ -5,8 +5,8 @@ structure the defogger exploits: two players on a symmetric map with terrain sta
 candidate corners (unknown to the opponent); each follows one of three latent build orders through
 a tech tree (buildings require buildings; unit types come from specific buildings); workers shuttle
 between base and resources; a scout explores the candidate start locations; armies rally, then
-attack along a path through the map centre (air units fly straight) and fight, with deaths, under
-fog. Vision is the union of the own units' sight disks (per-type radii).
+attack along a path through the map centre (air units fly straight) and fight, with deaths and
+counters (``DAMAGE``), under fog. Vision is the union of the own units' sight disks (per-type radii).
 
 Everything is fixed-size (``max_units`` slots per player with alive masks), ``lax.scan``-ned over
 frames and ``vmap``-able over games; a key gives a reproducible game.
@@ -34,6 +34,15 @@ SPEED = np.array([1.0, 2.0, 1.0, 0.6, 1.5, 0, 0, 0, 0, 0], np.float32)
 PRODUCER = np.array([5, 5, 6, 7, 8, -1, -1, -1, -1, -1], np.int32)
 # PREREQ[b]: the building a building type requires (-1: none). The tech tree.
 PREREQ = np.array([5, 5, 6, 7, 8, -1, 5, 6, 7, 6], np.int32)
+
+# DAMAGE[a, t]: damage multiplier of attacker type a against target type t — the counters that
+# make the enemy's composition matter: infantry shoots air well and barely scratches heavy armour,
+# heavy units crush infantry but cannot hit air, air hunts heavy units, turrets are anti-air.
+DAMAGE = np.ones((NUM_TYPES, NUM_TYPES), np.float32)
+DAMAGE[2, 4], DAMAGE[2, 3] = 2.0, 0.5
+DAMAGE[3, 2], DAMAGE[3, 4] = 2.0, 0.0
+DAMAGE[4, 3], DAMAGE[4, 2] = 2.0, 0.5
+DAMAGE[9, 4] = 2.0
 
 STRATEGIES = ("rush", "tech", "expand")
 # Build orders: (building type, frame) pairs, before jitter. The expansion base (type 5) goes to
@@ -95,6 +104,36 @@ class Game(NamedTuple):
   y: jax.Array  # [F, 2, U]
   uid: jax.Array  # [F, 2, U]
   visible: jax.Array  # [F, 2, U]: unit of player p seen by player 1 - p at this frame
+
+
+class BotOrders(NamedTuple):
+  """Player 0's decisions (the downstream bot, :mod:`jaxpapers.defogger.bot`), all effective from
+  ``frame`` on; every frame before ``frame`` is bit-identical to the scripted game.
+
+  Attributes:
+    frame: int scalar, the decision frame. Player 0 attacks at ``max(scripted frame, frame)``.
+    target: ``[2]`` the ``(x, y)`` its army attacks instead of the true enemy base.
+    production: ``[5]`` production propensities of the unit types (worker, scout, infantry,
+      heavy, air) that replace its strategy's.
+    tech: ``[3]`` bool: build a barracks, factory, starport (at frames ``frame``, ``frame + 1``,
+      ``frame + 2``; prerequisites permitting) when it has none — a tech switch.
+  """
+
+  frame: jax.Array
+  target: jax.Array
+  production: jax.Array
+  tech: jax.Array
+
+
+def scripted_orders(strategy0, target) -> BotOrders:
+  """Orders that reproduce the scripted player 0 of ``strategy0`` attacking ``target``."""
+  return BotOrders(jnp.int32(0), jnp.asarray(target, jnp.float32),
+                   jnp.asarray(_PRODUCTION)[strategy0], jnp.zeros(3, bool))
+
+
+def strategy_production(strategy) -> jax.Array:
+  """``[..., 5]`` production propensities of the scripted strategies."""
+  return jnp.asarray(_PRODUCTION)[strategy]
 
 
 def make_map(key: jax.Array, size: int = 64) -> GameMap:
@@ -188,32 +227,35 @@ def vision_map(units: Units, p: int, cell_x, cell_y):
 
 
 def _combat(units: Units):
-  """Every armed unit hits its nearest enemy in range; returns the units after damage."""
+  """Every armed unit hits the nearest enemy in range that it can damage (``DAMAGE`` > 0) with
+  ``DPS × DAMAGE[own type, target type]``; returns the units after damage."""
   dps, rng = jnp.asarray(DPS)[units.type], jnp.asarray(RANGE)[units.type]
   hp = units.hp
   for p in range(2):
     q = 1 - p
+    mult = jnp.asarray(DAMAGE)[units.type[p][:, None], units.type[q][None, :]]  # [U, U]
     d = jnp.hypot(units.x[p][:, None] - units.x[q][None, :], units.y[p][:, None] - units.y[q][None, :])
-    d = jnp.where(units.alive[q][None, :], d, jnp.inf)
+    d = jnp.where(units.alive[q][None, :] & (mult > 0), d, jnp.inf)
     target = jnp.argmin(d, axis=1)
     in_range = (jnp.min(d, axis=1) <= rng[p]) & units.alive[p] & (dps[p] > 0)
-    damage = jnp.zeros_like(hp[q]).at[target].add(jnp.where(in_range, dps[p], 0.0))
+    hit = dps[p] * jnp.take_along_axis(mult, target[:, None], 1)[:, 0]
+    damage = jnp.zeros_like(hp[q]).at[target].add(jnp.where(in_range, hit, 0.0))
     hp = hp.at[q].add(-damage)
   alive = units.alive & (hp > 0)
   return units._replace(hp=hp, alive=alive)
 
 
 def generate_game(key: jax.Array, cfg: GameConfig = GameConfig(),
-                  attack_target: jax.Array | None = None) -> Game:
+                  orders: BotOrders | None = None) -> Game:
   """Generates one game of ``cfg.num_frames`` frames.
 
   Args:
     key: PRNG key (the game is a deterministic function of it).
     cfg: world settings.
-    attack_target: optional ``(x, y)`` that player 0's army attacks instead of the true enemy base
-      (the downstream bot's decision, :mod:`jaxpapers.defogger.bot`). The target is only used once
-      player 0 attacks (frame ``>= attack_frame(strategy[0])``), so frames before that are identical
-      to the default game; ``None`` (default) is the scripted behaviour, bit for bit.
+    orders: optional decisions of player 0 (the downstream bot, :class:`BotOrders`); they act from
+      ``orders.frame`` on, so frames before it are identical to the default game. ``None``
+      (default) is the scripted behaviour; so are :func:`scripted_orders` with the true enemy
+      base, bit for bit.
 
   Returns:
     A :class:`Game` with per-frame unit lists for both players.
@@ -229,13 +271,15 @@ def generate_game(key: jax.Array, cfg: GameConfig = GameConfig(),
   resource_xy = base_xy + 0.6 * jnp.sign(base_xy - centre) * 4.0
   natural_xy = base_xy + 0.22 * (centre - base_xy)
   rally_xy = base_xy + 0.3 * (centre - base_xy)
-  orders = jnp.asarray(_BUILD_ORDERS)[strategy]  # [2, 6, 2]
+  build_orders = jnp.asarray(_BUILD_ORDERS)[strategy]  # [2, 6, 2]
   jitter = jax.random.randint(k_jit, (2, 6), -4, 5)
-  build_frames = jnp.maximum(orders[..., 1] + jitter, 1)
+  build_frames = jnp.maximum(build_orders[..., 1] + jitter, 1)
   scout_order = jax.vmap(lambda k: jax.random.permutation(k, 4))(jax.random.split(k_scout, 2))
   units, counter = _initial_units(cfg, base_xy)
   prod = jnp.asarray(_PRODUCTION)[strategy]  # [2, 5]
   attack_frame = jnp.asarray(_ATTACK_FRAME)[strategy]
+  if orders is not None:
+    attack_frame = attack_frame.at[0].max(jnp.asarray(orders.frame, jnp.int32))
 
   def frame(carry, inp):
     units, counter = carry
@@ -244,7 +288,7 @@ def generate_game(key: jax.Array, cfg: GameConfig = GameConfig(),
     # ---- construction (tech tree: a building needs its prerequisite alive)
     for p in range(2):
       owned = jnp.zeros(NUM_TYPES, bool).at[units.type[p]].max(units.alive[p])
-      btype = orders[p, :, 0]  # [6]
+      btype = build_orders[p, :, 0]  # [6]
       prereq = jnp.asarray(PREREQ)[btype]
       ok = (f == build_frames[p]) & jnp.where(prereq >= 0, owned[jnp.maximum(prereq, 0)], True)
       anchor = jnp.where((btype == 5)[:, None], natural_xy[p], base_xy[p])  # [6, 2]
@@ -256,6 +300,17 @@ def generate_game(key: jax.Array, cfg: GameConfig = GameConfig(),
       good = gmap.buildable[cell[..., 1], cell[..., 0]]  # [6, 6]
       spot = jnp.take_along_axis(cand, jnp.argmax(good, 1)[:, None, None], 1)[:, 0]
       units, counter = _spawn_many(units, p, ok, btype, spot[:, 0], spot[:, 1], counter)
+      if orders is not None and p == 0:  # the bot's tech switch (own random stream)
+        tb = jnp.array([6, 7, 8])
+        tok = (orders.tech & (f == orders.frame + jnp.arange(3)) & ~owned[tb]
+               & owned[jnp.asarray(PREREQ)[tb]])
+        cand = base_xy[0] + jax.random.uniform(jax.random.fold_in(keys[0], 2), (3, 6, 2),
+                                               minval=-5.0, maxval=5.0)
+        cand = jnp.clip(cand, 1.0, size - 1.0)
+        cell = cand.astype(jnp.int32)
+        good = gmap.buildable[cell[..., 1], cell[..., 0]]
+        spot = jnp.take_along_axis(cand, jnp.argmax(good, 1)[:, None, None], 1)[:, 0]
+        units, counter = _spawn_many(units, 0, tok, tb, spot[:, 0], spot[:, 1], counter)
     # ---- production: each producer building may make one unit per frame
     for p in range(2):
       n_workers = jnp.sum(units.alive[p] & (units.type[p] == 0))
@@ -265,7 +320,10 @@ def generate_game(key: jax.Array, cfg: GameConfig = GameConfig(),
       is_prod = units.alive[p] & jnp.asarray(IS_BUILDING)[bt]
       # unit types each building makes, weighted by the strategy's propensities: [U, 5]
       makes = jnp.asarray(PRODUCER)[:5][None, :] == bt[:, None]
-      w = jnp.where(makes, prod[p][None, :], 0.0)
+      prod_p = prod[p]
+      if orders is not None and p == 0:
+        prod_p = jnp.where(f >= orders.frame, jnp.asarray(orders.production, jnp.float32), prod_p)
+      w = jnp.where(makes, prod_p[None, :], 0.0)
       w = w.at[:, 0].set(jnp.where(n_workers >= _MAX_WORKERS, 0.0, w[:, 0]))
       total = jnp.sum(w, 1)
       utype = jnp.argmax(jnp.cumsum(w, 1) > (pick * total)[:, None], axis=1)
@@ -296,8 +354,8 @@ def generate_game(key: jax.Array, cfg: GameConfig = GameConfig(),
       # army: rally, then attack the enemy base (ground units via the map centre); engage enemies
       # in sight on the way.
       enemy_base = base_xy[q]
-      if attack_target is not None and p == 0:
-        enemy_base = jnp.asarray(attack_target, jnp.float32)
+      if orders is not None and p == 0:
+        enemy_base = jnp.asarray(orders.target, jnp.float32)
       attacking = f >= attack_frame[p]
       far = jnp.hypot(enemy_base[0] - x, enemy_base[1] - y) > jnp.hypot(*(enemy_base - centre)) + 2.0
       ground = t != 4
@@ -337,15 +395,16 @@ def generate_game(key: jax.Array, cfg: GameConfig = GameConfig(),
 
 
 def generate_games(key: jax.Array, num_games: int, cfg: GameConfig = GameConfig(),
-                   attack_targets: jax.Array | None = None) -> Game:
+                   orders: BotOrders | None = None) -> Game:
   """``num_games`` games, vmapped over keys (leading axis ``[G]`` on every field).
 
-  ``attack_targets``: optional ``[num_games, 2]`` player-0 attack targets (see :func:`generate_game`).
+  ``orders``: optional player-0 decisions with a leading ``[num_games]`` axis (see
+  :func:`generate_game`).
   """
   keys = jax.random.split(key, num_games)
-  if attack_targets is None:
+  if orders is None:
     return jax.vmap(lambda k: generate_game(k, cfg))(keys)
-  return jax.vmap(lambda k, t: generate_game(k, cfg, t))(keys, attack_targets)
+  return jax.vmap(lambda k, o: generate_game(k, cfg, o))(keys, orders)
 
 
 def attack_frame(strategy) -> jax.Array:
