@@ -115,6 +115,66 @@ def test_generate_selects_generator_per_sample_and_matches_loop():
     np.testing.assert_allclose(out[b], gen.apply(one, z[b:b + 1])[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("k,stride,size", [(5, 2, 14), (5, 2, 7), (3, 2, 8), (4, 2, 9), (3, 1, 6)])
+def test_convolutions_match_lax(k, stride, size):
+  # conv / conv_transpose (patches @ kernel and the sub-pixel form on CPU) equal lax's, and the
+  # per-sample selected transposed convolution equals lax's with each sample's own kernel.
+  x = jax.random.normal(jax.random.key(0), (3, size, size, 4))
+  w = jax.random.normal(jax.random.key(1), (k, k, 4, 5))
+  b = jax.random.normal(jax.random.key(2), (5,))
+  dn = ("NHWC", "HWIO", "NHWC")
+  ref = jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=dn) + b
+  np.testing.assert_allclose(networks.conv({"w": w, "b": b}, x, stride), ref, atol=3e-5)
+  ref_t = jax.lax.conv_transpose(x, w, (stride, stride), "SAME", dimension_numbers=dn) + b
+  np.testing.assert_allclose(networks.conv_transpose({"w": w, "b": b}, x, stride), ref_t, atol=3e-5)
+  stack = {"w": jnp.stack([w, -2.0 * w, w[::-1]]), "b": jnp.stack([b, 2 * b, -b])}
+  c = jnp.asarray([2, 0, 1], jnp.int32)
+  sel = networks.selected_conv_transpose(stack, x, c, stride)
+  for i in range(3):
+    one = jax.lax.conv_transpose(x[i:i + 1], stack["w"][c[i]], (stride, stride), "SAME",
+                                 dimension_numbers=dn)[0] + stack["b"][c[i]]
+    np.testing.assert_allclose(sel[i], one, atol=3e-5)
+
+
+def test_selected_dense_methods_agree_and_reject_unknown():
+  stack = {"w": jax.random.normal(jax.random.key(0), (4, 6, 3)),
+           "b": jax.random.normal(jax.random.key(1), (4, 3))}
+  x = jax.random.normal(jax.random.key(2), (5, 6))
+  c = jnp.asarray([3, 0, 0, 2, 1], jnp.int32)
+  loop = jnp.stack([x[i] @ stack["w"][c[i]] + stack["b"][c[i]] for i in range(5)])
+  for method in ("gather", "gemm"):
+    np.testing.assert_allclose(networks.selected_dense(stack, x, c, method), loop, atol=1e-5)
+  with pytest.raises(ValueError, match="method"):
+    networks.selected_dense(stack, x, c, "loop")
+
+
+def test_conv_generator_selection_matches_loop_and_gradients_stay_in_selected():
+  gen = networks.ConvGenerator((8, 8, 1), 6, 16, (8, 4), kernel=3)
+  params = networks.init_generators(jax.random.key(0), gen, 4)
+  z = jax.random.uniform(jax.random.key(1), (5, 6), minval=-1, maxval=1)
+  c = jnp.asarray([0, 2, 2, 0, 2], jnp.int32)
+  out = jax.jit(lambda p: networks.generate(gen, p, z, c))(params)
+  all_out = networks.generate_all(gen, params, z)
+  np.testing.assert_allclose(out, all_out[c, jnp.arange(5)], atol=1e-5)
+  grads = jax.jit(jax.grad(lambda p: jnp.sum(networks.generate(gen, p, z, c) ** 2)))(params)
+  for leaf in jax.tree.leaves(grads):
+    assert np.all(np.asarray(leaf[1]) == 0) and np.all(np.asarray(leaf[3]) == 0)
+    assert np.any(np.asarray(leaf[0]) != 0) and np.any(np.asarray(leaf[2]) != 0)
+
+
+def test_encoder_head_matches_reference_form():
+  # Q = softmax(W2 lrelu(BN(W1 h)) + b2), BN over the batch without scale (eps 1e-3).
+  h = jax.random.normal(jax.random.key(0), (7, 10))
+  enc = networks.init_encoder(jax.random.key(1), 10, 3, hidden=6)
+  enc["hidden"]["beta"] = jnp.arange(6.0) / 10
+  a = np.asarray(h @ enc["hidden"]["w"])
+  bn = (a - a.mean(0)) / np.sqrt(a.var(0) + 1e-3) + np.arange(6.0) / 10
+  ref = np.where(bn >= 0, bn, 0.2 * bn) @ np.asarray(enc["out"]["w"]) + np.asarray(enc["out"]["b"])
+  np.testing.assert_allclose(networks.encoder_logits(enc, h), ref, rtol=1e-4, atol=1e-5)
+  lin = networks.init_encoder(jax.random.key(1), 10, 3, hidden=0)
+  assert set(lin) == {"out"} and networks.encoder_logits(lin, h).shape == (7, 3)
+
+
 def test_gradients_reach_only_selected_generators():
   gen = networks.MLPGenerator(6, (5, 4), 2)
   params = networks.init_generators(jax.random.key(0), gen, 4)

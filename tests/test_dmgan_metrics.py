@@ -68,7 +68,10 @@ def test_jensen_shannon_histogram_and_quality_curve_hand_values():
 
 def test_off_manifold_fraction_hand_value():
   ds = data.four_segments()
-  x = jnp.asarray([[-0.6, 0.0], [-0.64, 0.0], [-0.7, 0.0], [0.0, 0.0]])  # d = 0, .04, .1, .6
+  u = 1.0 / np.sqrt(2.0)  # the segment from (0.75, 0.25) to (0.25, 0.75) has normal (u, u)
+  x = jnp.asarray([[0.5, 0.5], [0.5 + 0.04 * u, 0.5 + 0.04 * u], [0.5 + 0.1 * u, 0.5 + 0.1 * u],
+                   [0.0, 0.0]], jnp.float32)  # d = 0, .04, .1, 1/√2
+  np.testing.assert_allclose(data.distance_to_manifold(ds, x), [0.0, 0.04, 0.1, u], atol=1e-6)
   np.testing.assert_allclose(metrics.off_manifold_fraction(ds, x, 0.05), 0.5)
 
 

@@ -44,8 +44,9 @@ def test_config_scales_and_validation():
   for scale in config_lib.SCALES:
     c = config_lib.get_config(scale)
     assert c.num_generators == 10 and c.batch_size == 32 and c.critic_steps == 5
-  assert config_lib.get_config("full").learning_rate == 2e-4
-  assert config_lib.get_config("full").kappa_decay == 0.999
+  for scale in ("cpu", "full"):  # the paper's toy setting at both scales
+    c = config_lib.get_config(scale)
+    assert c.learning_rate == 2e-4 and c.kappa_decay == 0.999 and c.num_steps == 30_000
   with pytest.raises(ValueError, match="scale"):
     config_lib.get_config("huge")
   c = _tiny(2)

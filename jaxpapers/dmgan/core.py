@@ -210,7 +210,9 @@ class DMGANConfig:
     q_lr, q_b1, q_b2: Adam(2e-4, 0.9, 0.999) for the encoder.
     r_lr, r_b1, r_b2: Adam(1e-3, 0.5, 0.5) for the prior.
     kappa_scale, kappa_decay: ``κ_t = kappa_scale · kappa_decay^t``.
-    encoder_trains_body: whether the encoder loss also trains the critic layers it shares.
+    encoder_hidden: units of the encoder head's hidden layer (128 as the reference; 0: linear).
+    encoder_trains_body: whether the encoder loss also trains the critic layers it shares. The
+      reference trains only the encoder's own variables (false).
   """
 
   num_generators: int = 10
@@ -235,11 +237,14 @@ class DMGANConfig:
   r_b2: float = 0.5
   kappa_scale: float = 1000.0
   kappa_decay: float = 0.999
-  encoder_trains_body: bool = True
+  encoder_hidden: int = 128
+  encoder_trains_body: bool = False
 
   def __post_init__(self):
     if not isinstance(self.num_generators, int) or self.num_generators < 1:
       raise ValueError(f"num_generators (n_g) must be an int >= 1, got {self.num_generators!r}")
+    if not isinstance(self.encoder_hidden, int) or self.encoder_hidden < 0:
+      raise ValueError(f"encoder_hidden must be an int >= 0, got {self.encoder_hidden!r}")
     for name in ("batch_size", "latent_dim", "critic_steps"):
       v = getattr(self, name)
       if not isinstance(v, int) or v < 1:
@@ -274,7 +279,7 @@ def init_state(key, cfg: DMGANConfig, generator, critic) -> TrainState:
   g_opt, d_opt, q_opt, r_opt = cfg.optimizers()
   gen = networks.init_generators(k_g, generator, cfg.num_generators)
   crit = critic.init(k_d)
-  enc = networks.init_encoder(k_q, critic.feature_dim, cfg.num_generators)
+  enc = networks.init_encoder(k_q, critic.feature_dim, cfg.num_generators, cfg.encoder_hidden)
   return TrainState(gen, crit, enc, init_prior(cfg.num_generators, r_opt), g_opt.init(gen),
                     d_opt.init(crit), q_opt.init(enc), q_opt.init(crit), jnp.int32(0), k_run)
 
@@ -282,45 +287,58 @@ def init_state(key, cfg: DMGANConfig, generator, critic) -> TrainState:
 def make_train_step(cfg: DMGANConfig, generator, critic, sample_data):
   """Returns a pure ``step(state, t) -> (state, metrics)`` running one generator iteration.
 
+  One iteration is ``cfg.critic_steps`` critic updates (a ``lax.scan``) and then the generator,
+  encoder and prior updates, all computed from the same post-critic parameters as the
+  reference's single ``session.run`` of its three optimisers. All of the iteration's randomness
+  is drawn up front in a few large draws (threefry costs less per number on big arrays): real
+  batches for the critic steps and the prior, latents and generator indices ``c ~ r`` for the
+  critic steps and the generator step.
+
   Args:
     cfg: the model's static settings.
     generator, critic: architecture objects (see :mod:`jaxpapers.dmgan.networks`).
     sample_data: pure ``(key, batch) -> x`` drawing real data (jittable).
   """
   g_opt, d_opt, q_opt, r_opt = cfg.optimizers()
-  B = cfg.batch_size
+  B, K = cfg.batch_size, cfg.critic_steps
 
-  def fake_batch(key, logits):
-    kz, kc = jax.random.split(key)
-    z = sample_latents(kz, B, cfg.latent_dim)
-    c = sample_components(kc, logits, B)
-    return z, c
+  def draw(key, logits):
+    k_x, k_z, k_c, k_e = jax.random.split(key, 4)
+    x = sample_data(k_x, (K + 1) * B)
+    x = x.reshape((K + 1, B) + x.shape[1:])
+    z = sample_latents(k_z, (K + 1) * B, cfg.latent_dim).reshape(K + 1, B, cfg.latent_dim)
+    c = sample_components(k_c, logits, (K + 1) * B).reshape(K + 1, B)
+    return x, z, c, jax.random.split(k_e, K)
 
-  def critic_step(carry, key):
-    crit, crit_opt, gen, logits = carry
-    k_x, k_f, k_e = jax.random.split(key, 3)
-    x_real = sample_data(k_x, B)
-    z, c = fake_batch(k_f, logits)
+  def critic_step(carry, xs):
+    crit, crit_opt, gen = carry
+    x_real, z, c, k_e = xs
     x_fake = networks.generate(generator, gen, z, c)
     (loss, (w_dist, gp)), grads = jax.value_and_grad(critic_loss, has_aux=True)(
         crit, critic, k_e, x_real, x_fake, cfg.gp_weight, cfg.one_sided_penalty)
     updates, crit_opt = d_opt.update(grads, crit_opt, crit)
     crit = optax.apply_updates(crit, updates)
-    return (crit, crit_opt, gen, logits), (loss, w_dist, gp)
+    return (crit, crit_opt, gen), (loss, w_dist, gp)
 
   def step(state: TrainState, t):
-    key = jax.random.fold_in(state.key, t)
-    k_d, k_g, k_r = jax.random.split(key, 3)
-    logits = state.prior.logits
-    (crit, crit_opt, _, _), (d_loss, w_dist, gp) = jax.lax.scan(
-        critic_step, (state.critic, state.critic_opt, state.gen, logits),
-        jax.random.split(k_d, cfg.critic_steps))
+    x, z, c, k_e = draw(jax.random.fold_in(state.key, t), state.prior.logits)
+    (crit, crit_opt, _), (d_loss, w_dist, gp) = jax.lax.scan(
+        critic_step, (state.critic, state.critic_opt, state.gen),
+        (x[:K], z[:K], c[:K], k_e))
 
-    z, c = fake_batch(k_g, logits)
+    z, c = z[K], c[K]
     (g_loss, (x_fake, ce)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
         state.gen, generator, crit, critic, state.encoder, z, c, cfg.mi_weight)
     updates, gen_opt = g_opt.update(g_grads, state.gen_opt, state.gen)
     gen = optax.apply_updates(state.gen, updates)
+
+    prior = state.prior
+    kappa = entropy_weight(state.step, cfg.kappa_scale, cfg.kappa_decay)
+    if cfg.learn_prior:
+      post = posterior(state.encoder, crit, critic, x[K])
+      prior, r_loss = prior_update(prior, post, kappa, r_opt)
+    else:
+      r_loss = jnp.float32(0.0)
 
     x_fake = jax.lax.stop_gradient(x_fake)
     enc, enc_opt, crit_enc_opt = state.encoder, state.encoder_opt, state.critic_enc_opt
@@ -335,13 +353,6 @@ def make_train_step(cfg: DMGANConfig, generator, critic, sample_data):
     else:
       q_loss = ce
 
-    prior = state.prior
-    kappa = entropy_weight(state.step, cfg.kappa_scale, cfg.kappa_decay)
-    if cfg.learn_prior:
-      post = posterior(enc, crit, critic, sample_data(k_r, B))
-      prior, r_loss = prior_update(prior, post, kappa, r_opt)
-    else:
-      r_loss = jnp.float32(0.0)
     metrics = {"d_loss": jnp.mean(d_loss), "w_distance": jnp.mean(w_dist), "gp": jnp.mean(gp),
                "g_loss": g_loss, "q_loss": q_loss, "prior_loss": r_loss, "kappa": kappa,
                "prior_entropy": prior_entropy(prior.logits),

@@ -56,9 +56,13 @@ class ToyDataset:
 
 
 def four_segments() -> ToyDataset:
-  """Four disjoint segments: two vertical sides and two horizontal caps of a square (gap 0.28)."""
-  return ToyDataset("segments", (((-0.6, -0.6), (-0.6, 0.6)), ((0.6, -0.6), (0.6, 0.6)),
-                                 ((-0.4, 0.8), (0.4, 0.8)), ((-0.4, -0.8), (0.4, -0.8))))
+  """The reference's four disjoint segments (``run_dmgan.py``'s ``generate_line_data``).
+
+  The middle halves of the edges of the diamond ``|x| + |y| = 1``: each segment runs over
+  ``|x| ∈ [0.25, 0.75]``, has length ``0.5·√2``, and neighbouring segments are 0.5 apart.
+  """
+  return ToyDataset("segments", (((0.75, 0.25), (0.25, 0.75)), ((-0.75, -0.25), (-0.25, -0.75)),
+                                 ((0.75, -0.25), (0.25, -0.75)), ((-0.75, 0.25), (-0.25, 0.75))))
 
 
 def two_circles(radius: float = 0.3, gap: float = 0.4) -> ToyDataset:
