@@ -85,7 +85,8 @@ def _run_mll(scale, seeds, workdir):
           "rel_err_logdet_ours": float(np.mean(errs_ld)),
           "rel_err_gpytorch_defaults": float(np.mean(errs_gpy)), "cg_iters": iters,
           "settings": "synthetic d=8, RBF ℓ=0.5, s=1, σ²=0.01; float32 BBMM (ours: 30 probes, "
-                      "50 Lanczos steps, tol 0.01, rank 15) vs float64 Cholesky"}
+                      f"50 Lanczos steps, tol 0.01, rank {likelihood.Settings().precond_rank}) vs float64 "
+                      "Cholesky"}
 
 
 registry.register(registry.Reproduction(
