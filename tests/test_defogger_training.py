@@ -36,14 +36,8 @@ def _hid_u(name):
   mc = train.model_config(c, name)
   module, params, hist = train.train(mc, tr, None, progress=False)
   assert hist["loss"][-50:].mean() < hist["loss"][:50].mean()
-  vp, tp = train.predict(module, params, va, mc), train.predict(module, params, te, mc)
-  out = {}
-  for k, s in enumerate(HORIZONS):
-    thr = train._tune_threshold((vp[0][..., k, :], vp[1][..., k, :], vp[2][:, :, k]), va, s, "hid_u")
-    exist = tp[1][..., k, :] > thr
-    out[s] = train.evaluate_predictions(tp[0][..., k, :] * exist, exist, tp[2][:, :, k] > 0.5, te,
-                                        s)["hid_u"]
-  return out
+  metrics, _ = train.evaluate_model(module, params, mc, va, te)
+  return {s: m["hid_u"] for s, m in metrics.items()}
 
 
 def test_ml_model_beats_rule_based_baselines_and_f1_falls_with_horizon():

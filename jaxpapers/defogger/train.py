@@ -322,6 +322,25 @@ def model_config(config, name: str):
   return c
 
 
+def evaluate_model(module, params, config, val_set: Dataset, test_set: Dataset):
+  """Held-out metrics of a trained model at every horizon of ``config.horizons``.
+
+  Existence thresholds (for ``hid_u`` and for ``op_bt``) are tuned on ``val_set``; returns
+  ``({s: metrics on test_set}, [hid_u threshold per horizon])``.
+  """
+  val_pred = predict(module, params, val_set, config)
+  test_pred = predict(module, params, test_set, config)
+  out, thresholds = {}, []
+  for k, s in enumerate(config.horizons):
+    vp = (val_pred[0][..., k, :], val_pred[1][..., k, :], val_pred[2][:, :, k])
+    thresholds.append(_tune_threshold(vp, val_set, s, "hid_u"))
+    thr_bt = _tune_threshold(vp, val_set, s, "op_bt")
+    exist = test_pred[1][..., k, :] > thresholds[-1]
+    out[s] = evaluate_predictions(test_pred[0][..., k, :] * exist, exist,
+                                  test_pred[2][:, :, k] > thr_bt, test_set, s)
+  return out, thresholds
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        models: dict | None = None, progress: bool = True) -> dict:
   """Generates train/validation/test games, trains the model(s), evaluates them and the
@@ -365,17 +384,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     t1 = time.perf_counter()
     module, params, hist = train(c, train_set, os.path.join(workdir, name), progress=progress)
     results.setdefault("train_seconds", {})[name] = time.perf_counter() - t1
-    val_pred = predict(module, params, val_set, c)
-    test_pred = predict(module, params, test_set, c)
-    thresholds = []
-    for k, s in enumerate(config.horizons):
-      vp = (val_pred[0][..., k, :], val_pred[1][..., k, :], val_pred[2][:, :, k])
-      thresholds.append(_tune_threshold(vp, val_set, s, "hid_u"))
-      thr_bt = _tune_threshold(vp, val_set, s, "op_bt")
-      exist = test_pred[1][..., k, :] > thresholds[-1]
-      counts = test_pred[0][..., k, :] * exist
-      results["horizons"][str(s)][name] = evaluate_predictions(counts, exist, test_pred[2][:, :, k] > thr_bt,
-                                                               test_set, s)
+    metrics_by_horizon, thresholds = evaluate_model(module, params, c, val_set, test_set)
+    for s, m in metrics_by_horizon.items():
+      results["horizons"][str(s)][name] = m
     results["thresholds"][name] = thresholds
     results.setdefault("final_loss", {})[name] = float(np.mean(hist["loss"][-10:]))
     if models is not None:
