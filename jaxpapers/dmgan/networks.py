@@ -28,6 +28,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxpapers._src.conv import patches
 from jaxpapers._src.validation import check_array, check_positive
 
 
@@ -91,16 +92,6 @@ def _same_pads(n: int, k: int, stride: int):
   out = -(-n // stride)
   total = max((out - 1) * stride + k - n, 0)
   return out, (total // 2, total - total // 2)  # lax's "SAME" split (extra on the right)
-
-
-def patches(x, k: int, stride: int, pads):
-  """``k×k`` patches of ``x`` (padded by ``pads`` on both spatial axes) at ``stride``:
-  ``(B, H', W', k·k·C)`` with channels ordered ``(i, j, c)`` like a reshaped HWIO kernel."""
-  x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  ho = (x.shape[1] - k) // stride + 1
-  wo = (x.shape[2] - k) // stride + 1
-  return jnp.concatenate([x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
-                          for i in range(k) for j in range(k)], axis=-1)
 
 
 def conv(p, x, stride: int = 2):

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxpapers._src.conv import patches
 from jaxpapers._src.validation import check_in, check_positive
 from jaxpapers.meta_gradient.core import AgentOutput
 
@@ -51,10 +52,7 @@ class PatchConv(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (kh, kw, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-    h, w = x.shape[-3] - kh + 1, x.shape[-2] - kw + 1
-    patches = jnp.concatenate([x[..., i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)],
-                              axis=-1)
-    return patches @ kernel.reshape(-1, self.features) + bias
+    return patches(x, (kh, kw)) @ kernel.reshape(-1, self.features) + bias
 
 
 class ConvTorso(nn.Module):
