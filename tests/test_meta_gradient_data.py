@@ -63,3 +63,42 @@ def test_ale_env_steps_and_resets():
     total += s.raw_reward
     assert s.obs.shape == (84, 84, 4) and -1.0 <= s.reward <= 1.0
   assert total <= 0.0  # doing nothing in Pong never scores
+
+
+def test_atari_host_loop_trains_both_variants_end_to_end(tmp_path):
+  """The ``full``-scale path at toy size: ALE actors -> jitted IMPALA/LSTM learner -> median HNS."""
+  pytest.importorskip("ale_py")
+  from jaxpapers.meta_gradient import config as config_lib
+
+  config = config_lib.get_config("full")
+  config.atari_games = ("Pong",)
+  config.seeds = (0,)
+  config.num_envs = 2
+  config.unroll_length = 4
+  config.total_env_steps = 2 * 4 * 3  # three learner updates
+  config.hidden = (16,)
+  config.lstm_size = 8
+  config.eta_embed_dim = 4
+  config.max_episode_frames = 40  # truncate after 10 agent steps so episodes finish
+  config.meta_lr = 0.1
+  out = atari.train_and_evaluate_atari(config, str(tmp_path))
+  table = data.load_reference_scores()
+  for variant in ("fixed", "meta_gamma_lambda"):
+    scores = data.load_game_scores(tmp_path / f"atari_scores_{variant}.csv")
+    assert scores == pytest.approx(out[variant]["scores"])
+    # Ten agent steps of Pong never end a rally, so every finished episode scores 0.
+    assert scores["Pong"] == 0.0
+    assert out[variant]["median_human_normalized"] == pytest.approx(
+        data.human_normalized("Pong", 0.0, table))
+    assert (tmp_path / f"atari_{variant}.jsonl").exists()
+  # The fixed learner keeps η at its initial value; the meta learner moved it in three steps (the
+  # meta-gradient is tiny while Pong pays no reward, but exactly zero if it were cut off, e.g. by
+  # rlax's default stop-gradient flags, and Adam then leaves η unchanged).
+  assert out["fixed"]["eta"]["Pong"]["gamma"] == pytest.approx([config.gamma_init], abs=1e-6)
+  assert out["fixed"]["eta"]["Pong"]["lambda"] == pytest.approx([config.lambda_init], abs=1e-6)
+  moved = [abs(out["meta_gamma_lambda"]["eta"]["Pong"][k][0] - v) for k, v in
+           (("gamma", config.gamma_init), ("lambda", config.lambda_init))]
+  assert max(moved) > 0.0
+  with pytest.raises(ValueError, match="reference scores"):
+    config.atari_games = ("NotAGame",)
+    atari.train_and_evaluate_atari(config, str(tmp_path))

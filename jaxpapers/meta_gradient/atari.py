@@ -216,7 +216,9 @@ def train_game(config, game: str, seed: int, *, meta_learning: bool = True,
   """Trains on one game for ``config.total_env_steps`` agent steps; returns scores and η."""
   b, t = config.num_envs, config.unroll_length
   envs = [AtariEnv(game, seed * 1000 + i, frame_skip=config.frame_skip, noop_max=config.noop_max,
-                   life_loss_terminal=config.life_loss_terminal) for i in range(b)]
+                   life_loss_terminal=config.life_loss_terminal,
+                   max_episode_frames=config.max_episode_frames)
+          for i in range(b)]
   agent, opt, meta_opt, act, inner, meta_grad, meta_apply = make_host_learner(
       config, envs[0].num_actions, envs[0].obs.shape)
   key = jax.random.key(seed)
@@ -265,13 +267,14 @@ def train_and_evaluate_atari(config, workdir: str) -> dict:
   out = {"games": list(config.atari_games), "seeds": list(config.seeds)}
   for variant in config.variants:
     writer = MetricsWriter(os.path.join(workdir, f"atari_{variant}.jsonl"), log=False)
-    per_game = {}
+    per_game, eta = {}, {}
     for game in config.atari_games:
       runs = [train_game(config, game, s, meta_learning=variant != "fixed", writer=writer)
               for s in config.seeds]
       per_game[game] = float(np.mean([r["score"] for r in runs]))
+      eta[game] = {"gamma": [r["gamma"] for r in runs], "lambda": [r["lambda"] for r in runs]}
     writer.close()
     data.write_game_scores(os.path.join(workdir, f"atari_scores_{variant}.csv"), per_game)
-    out[variant] = {"scores": per_game,
+    out[variant] = {"scores": per_game, "eta": eta,
                     "median_human_normalized": data.median_human_normalized(per_game, table)}
   return out

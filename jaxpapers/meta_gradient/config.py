@@ -54,6 +54,7 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.frame_skip = 4
   c.noop_max = 30
   c.life_loss_terminal = True
+  c.max_episode_frames = 108_000  # 30 minutes of emulator time.
   if scale == "smoke":
     c.env_name = "CartPole-v1"
     c.variants = ("meta_gamma_lambda",)
