@@ -176,10 +176,12 @@ def problem():
   return x, y, _params(noise=0.05), operators.ExactOperator("rbf", block_size=128)
 
 
-def test_slq_logdet_accuracy_one_draw_and_mean(problem):
+@pytest.mark.parametrize("spherical", [True, False])
+def test_slq_logdet_accuracy_one_draw_and_mean(problem, spherical):
   x, y, p, op = problem
   p = p._replace(noise=jnp.asarray(0.01))  # small noise: needs >= 50 Lanczos steps
-  settings = likelihood.Settings(num_probes=10, num_lanczos=50, precond_rank=15)
+  settings = likelihood.Settings(num_probes=10, num_lanczos=50, precond_rank=15,
+                                 spherical_probes=spherical)
   exact = float(np.linalg.slogdet(np.asarray(op.dense(op.prepare(p, x))))[1])
   fn = jax.jit(jax.vmap(lambda k: likelihood.bbmm_mll(k, op, p, x, y, settings)[1].logdet))
   est = np.asarray(fn(jax.random.split(jax.random.key(0), 20)))
@@ -423,5 +425,7 @@ def test_bad_inputs_raise_clear_errors(problem):
     cg.mbcg(lambda v: v, jnp.ones((2, 2, 2)))
   with pytest.raises(ValueError, match="grid_size"):
     operators.SKIOperator("rbf", (4,))
+  with pytest.raises(ValueError, match="settings.min_lanczos"):
+    likelihood.bbmm_mll(key, op, p, x, y, likelihood.Settings(min_lanczos=-1))
   with pytest.raises(TypeError, match="params must be a GPParams"):
     likelihood.cholesky_mll(op, {"noise": 1.0}, x, y)

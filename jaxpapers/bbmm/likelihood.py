@@ -39,25 +39,36 @@ class Settings(NamedTuple):
   Our defaults favour an accurate MLL. GPyTorch's defaults are in :data:`GPYTORCH_DEFAULTS`:
   CG tolerance 1 in training and 0.01 at evaluation, at most 1000 CG iterations, 10 probes, 20
   Lanczos steps, pivoted-Cholesky rank 15 used only for ``n ≥ 2000``, Cholesky for ``n ≤ 800``.
-  20 Lanczos steps bias ``log|K̂|`` by +2–11 % when the noise is small (σ² = 0.01); 50 steps bring
-  it below 1 %, hence ``num_lanczos=50`` here, and a CG tolerance of 0.01 for the training solve.
-  The SLQ estimate is unbiased but its spread shrinks only as ``1/√t``: with 10 probes the MLL's
-  standard deviation was 4 % of |MLL| at n = 400 (RBF ℓ = 0.5, σ² = 0.01, d = 8), with 50 probes
-  0.8 %, hence ``num_probes=30`` (extra probes are extra columns of the same matrix products).
-  GPyTorch's rank-15 preconditioner is too weak for such kernels at larger n: at n = 5000 the MLL
-  was 11 % off with 222 CG iterations (mean of 4 keys), with rank 100 2.2 % off with 107
-  iterations and 22 % less time (n = 10k: rank 15 10 %, 311 iterations; rank 100 ≤ 1.4 %, 143),
-  hence ``precond_rank=100`` (the factor costs O(n k²) once per evaluation).
+
+  Measured on ``python experiments/bbmm/benchmark.py`` data (inputs uniform on [0, 1]^8, RBF
+  ℓ = 0.5, σ² = 0.01, float32, mean over keys): the SLQ spread comes from the part of the kernel
+  spectrum near σ² that the preconditioner leaves in ``P̂^{-½} K̂ P̂^{-½}``, so it falls with the
+  preconditioner rank, not with more probes at affordable counts. At n = 5000, rank 15 left the
+  MLL 11 % off after 222 CG iterations, rank 100 2–3 % (107 iterations), rank 300 1–3 % (52),
+  rank 1000 0.3 % (20, standard deviation over keys 0.1 %) and was the fastest of them; at n = 2000
+  / 10000 rank 1000 gave 0.4 % / 0.3 %. Hence ``precond_rank=1000`` (the factor costs O(n k²)
+  once per evaluation and ``2 n k`` memory; lower it for n ≫ 10⁵ on small devices).
+  A probe column stops once its residual is below ``cg_tol`` and it has run ``min_lanczos``
+  iterations; its tridiagonal keeps at most ``num_lanczos`` steps. With the weak rank-15
+  preconditioner 20 Lanczos steps biased ``log|K̂|`` by +2–11 % (σ² = 0.01) while CG had not
+  converged; stopping on the residual, not on a step count, avoids that (at rank 300, n = 5000,
+  15 / 20 / 30 / 50 steps were 5.3 / 1.5 / 0.1 / 0.02 % below 80 steps, and CG needed 52).
+  Probes are rescaled to ``zᵀ P̂⁻¹ z = n`` (``spherical_probes``), which removes the χ² noise of
+  Gaussian probe norms and keeps both trace estimators unbiased. 30 probes: the MLL's standard
+  deviation with 10 probes was 4 % of |MLL| at n = 400 with a rank-15 preconditioner.
 
   Attributes:
     cg_tol: relative-residual tolerance of the training mBCG solve.
     eval_cg_tol: tolerance of prediction solves.
     max_cg_iters: CG iteration cap.
     num_probes: number of probe vectors ``t``.
-    num_lanczos: Lanczos steps (α/β pairs) used by SLQ; probes run at least this many iterations.
+    num_lanczos: at most this many Lanczos steps (α/β pairs) per probe are used by SLQ.
+    min_lanczos: every column runs at least this many CG iterations before it may stop on
+      ``cg_tol`` (capped at ``num_lanczos``).
     precond_rank: pivoted-Cholesky rank ``k`` (0: ``P̂ = σ² I``).
     min_precond_size: use the preconditioner only when ``n`` is at least this.
     cholesky_size: ``method="auto"`` uses dense Cholesky for ``n ≤`` this.
+    spherical_probes: rescale each probe to ``zᵀ P̂⁻¹ z = n`` (else Gaussian ``z ~ N(0, P̂)``).
   """
 
   cg_tol: float = 1e-2
@@ -65,14 +76,16 @@ class Settings(NamedTuple):
   max_cg_iters: int = 1000
   num_probes: int = 30
   num_lanczos: int = 50
-  precond_rank: int = 100
+  precond_rank: int = 1000
   min_precond_size: int = 0
   cholesky_size: int = 800
+  spherical_probes: bool = True
+  min_lanczos: int = 20
 
 
 GPYTORCH_DEFAULTS = Settings(cg_tol=1.0, eval_cg_tol=1e-2, max_cg_iters=1000, num_probes=10,
                              num_lanczos=20, precond_rank=15, min_precond_size=2000,
-                             cholesky_size=800)
+                             cholesky_size=800, spherical_probes=False, min_lanczos=20)
 
 
 class MLLInfo(NamedTuple):
@@ -138,10 +151,15 @@ def _forward(operator, settings, params, x, r, eps_low, eps_noise):
   state = operator.prepare(params, x)
   pre = build_preconditioner(operator, state, settings, n)
   z = pre.sample(eps_low, eps_noise)
+  if settings.spherical_probes:
+    # Rescale each probe so that zᵀ P̂⁻¹ z = n: P̂^{-½} z is then uniform on the sphere of radius
+    # √n, still E[z zᵀ] = P̂ (both estimators stay unbiased) without the χ²_n norm noise.
+    z = z * jnp.sqrt(n / jnp.sum(z * pre.solve(z), 0))
   rhs = jnp.concatenate([r[:, None], z], 1)
   res = cg_lib.mbcg(lambda v: operator.matmul(state, v), rhs, precond=pre.solve,
                     tol=settings.cg_tol, max_iters=settings.max_cg_iters,
-                    num_lanczos=settings.num_lanczos)
+                    num_lanczos=settings.num_lanczos,
+                    min_iters=min(settings.min_lanczos, settings.num_lanczos))
   sol = res.solution
   u = sol[:, 0]
   pz = pre.solve(z)
@@ -288,5 +306,7 @@ def _check(operator, params, x, y, settings):
     validation.check_positive(settings.cg_tol, "settings.cg_tol")
     if settings.num_probes < 1:
       raise ValueError(f"settings.num_probes must be >= 1, got {settings.num_probes}")
+    if settings.min_lanczos < 0:
+      raise ValueError(f"settings.min_lanczos must be >= 0, got {settings.min_lanczos}")
     if settings.max_cg_iters < 1:
       raise ValueError(f"settings.max_cg_iters must be >= 1, got {settings.max_cg_iters}")

@@ -1,8 +1,8 @@
 """Registered reproductions of Gardner et al., "GPyTorch: Blackbox Matrix-Matrix Gaussian Process
 Inference with GPU Acceleration", NeurIPS 2018 (BBMM), at CPU scale.
 
-* ``mll_accuracy``: the BBMM log likelihood against a float64 Cholesky reference on real data
-  (kin40k subset), with our defaults and with GPyTorch's defaults.
+* ``mll_accuracy``: the BBMM log likelihood against a float64 Cholesky reference (the issue's
+  synthetic protocol: d = 8, RBF ℓ = 0.5, σ² = 0.01), with our defaults and with GPyTorch's defaults.
 * ``exact_gp_rmse``: an exact GP trained by BBMM reaches the test RMSE of one trained by
   Cholesky (elevators subset).
 * ``speedup_vs_cholesky``: time of one MLL + gradient, BBMM vs dense Cholesky, same run (CPU).
@@ -59,6 +59,7 @@ def _exact_mll_f64(x, y, lengthscale, scale, noise, with_logdet=False):
 # ----------------------------------------------------------------------------- mll_accuracy
 
 _MLL_N = {"smoke": 400, "cpu": 2000, "full": 20000}
+_MLL_DRAWS = 4
 
 
 def _run_mll(scale, seeds, workdir):
@@ -74,19 +75,20 @@ def _run_mll(scale, seeds, workdir):
     p = ops.GPParams(kernels.init_params("rbf", 8, ls, sc, jnp.float32),
                      jnp.asarray(noise, jnp.float32), jnp.zeros((), jnp.float32))
     op = ops.ExactOperator("rbf", materialize=True)
-    ours, info = likelihood.bbmm_mll(jax.random.key(seed), op, p, x, y, likelihood.Settings())
-    gpy, _ = likelihood.bbmm_mll(jax.random.key(seed), op, p, x, y,
-                                 likelihood.GPYTORCH_DEFAULTS)
-    errs_ours.append(abs(float(ours) - exact) / abs(exact))
-    errs_gpy.append(abs(float(gpy) - exact) / abs(exact))
-    errs_ld.append(abs(float(info.logdet) - exact_ld) / abs(exact_ld))
-    iters.append(int(info.num_iters))
-  return {"n": n, "rel_err_ours": float(np.mean(errs_ours)),
+    for draw in range(_MLL_DRAWS):  # independent probe draws: the error of a single estimate
+      key = jax.random.fold_in(jax.random.key(seed), draw)
+      ours, info = likelihood.bbmm_mll(key, op, p, x, y, likelihood.Settings())
+      gpy, _ = likelihood.bbmm_mll(key, op, p, x, y, likelihood.GPYTORCH_DEFAULTS)
+      errs_ours.append(abs(float(ours) - exact) / abs(exact))
+      errs_gpy.append(abs(float(gpy) - exact) / abs(exact))
+      errs_ld.append(abs(float(info.logdet) - exact_ld) / abs(exact_ld))
+      iters.append(int(info.num_iters))
+  return {"n": n, "draws_per_seed": _MLL_DRAWS, "rel_err_ours": float(np.mean(errs_ours)),
+          "rel_err_ours_max": float(np.max(errs_ours)),
           "rel_err_logdet_ours": float(np.mean(errs_ld)),
           "rel_err_gpytorch_defaults": float(np.mean(errs_gpy)), "cg_iters": iters,
-          "settings": "synthetic d=8, RBF ℓ=0.5, s=1, σ²=0.01; float32 BBMM (ours: 30 probes, "
-                      f"50 Lanczos steps, tol 0.01, rank {likelihood.Settings().precond_rank}) vs float64 "
-                      "Cholesky"}
+          "settings": f"synthetic d=8, RBF ℓ=0.5, s=1, σ²=0.01; float32 BBMM ({likelihood.Settings()}) "
+                      "vs float64 Cholesky"}
 
 
 registry.register(registry.Reproduction(
@@ -96,7 +98,9 @@ registry.register(registry.Reproduction(
     paper_value="exact up to solver tolerance (target ≤ 0.5 %)",
     run=_run_mll,
     check=lambda m, scale: m["rel_err_ours"] <= 0.005,
-    summary=lambda m: (f"MLL rel. err {100 * m['rel_err_ours']:.2f} % (GPyTorch defaults "
+    summary=lambda m: (f"MLL rel. err {100 * m['rel_err_ours']:.2f} % mean, "
+                       f"{100 * m.get('rel_err_ours_max', float('nan')):.2f} % max over "
+                       f"{m.get('draws_per_seed', 1)} probe draws per seed (GPyTorch defaults "
                        f"{100 * m['rel_err_gpytorch_defaults']:.2f} %, same code; our log|K̂| "
                        f"{100 * m['rel_err_logdet_ours']:.2f} %) at n={m['n']}"),
     seeds=_SEEDS,
