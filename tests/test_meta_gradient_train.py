@@ -132,3 +132,24 @@ def test_run_variants_fixed_program_matches_meta_program_with_frozen_eta():
     pstate, _ = pstep(pstate, jnp.int32(i))
   assert_trees_allclose(pstate.params, state.params, rtol=1e-5, atol=1e-6)
   assert train._chunk_size(60, 40) == 30 and train._chunk_size(7, 40) == 7
+
+
+def test_full_config_optimizer_on_mean_loss_equals_impala_on_summed_loss():
+  """ε / N² and clip / N on a mean loss reproduce RMSProp(ε = 0.01) + clip 40 on the summed loss."""
+  from jaxpapers.meta_gradient import core
+
+  c = mg_config.get_config("full")
+  n = c.num_envs * c.unroll_length
+  ours = core.make_inner_optimizer("rmsprop", c.learning_rate, decay=c.rms_decay, eps=c.rms_eps,
+                                   max_grad_norm=c.max_grad_norm)
+  impala = core.make_inner_optimizer("rmsprop", c.learning_rate, decay=0.99, eps=0.01,
+                                     max_grad_norm=40.0)
+  params = {"w": jnp.zeros((3,), jnp.float32)}
+  s_ours, s_impala = ours.init(params), impala.init(params)
+  rng = np.random.default_rng(0)
+  for scale in (1e-4, 1e-2, 1.0):  # clipping inactive, then active on the summed gradient
+    g_mean = {"w": jnp.asarray(rng.normal(size=3) * scale, jnp.float32)}
+    g_sum = jax.tree.map(lambda g: g * n, g_mean)
+    u_ours, s_ours = ours.update(g_mean, s_ours)
+    u_impala, s_impala = impala.update(g_sum, s_impala)
+    np.testing.assert_allclose(u_ours["w"], u_impala["w"], rtol=1e-4)

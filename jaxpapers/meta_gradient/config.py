@@ -93,4 +93,11 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     c.gamma_ref = 0.995
     c.gamma_init = 0.995
     c.lambda_init = 0.95
+    # IMPALA sums its loss over the T×B batch; ours is the mean, so gradients are N = T·B times
+    # smaller. RMSProp g / √(ν + ε) is scale-invariant except through ε (inside the root), and
+    # clipping is not: ε / N² and clip / N on the mean loss give exactly IMPALA's update with
+    # ε = 0.01 and global-norm clip 40 on the sum.
+    n = c.num_envs * c.unroll_length
+    c.rms_eps = 0.01 / n**2
+    c.max_grad_norm = 40.0 / n
   return c
