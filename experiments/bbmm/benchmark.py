@@ -13,11 +13,14 @@ For each ``n`` this times one ``jit(value_and_grad)`` evaluation of the exact-GP
   column for at least its Lanczos step count, so that is set to our ``min_lanczos`` (the same
   iteration floor; with our rank-1000 preconditioner CG converges in about that many steps).
 
-and reports seconds (best of ``--reps``), the speed ratio to ``chol-scipy`` and the MLL's relative
+and reports seconds (best of ``--reps``), the speed ratio to the first row (``chol-scipy``, or
+``bbmm-dense`` above ``--max_chol_n``) and the MLL's relative
 error against the float64 Cholesky value, averaged over ``--reps`` probe draws for the stochastic
 methods (a single draw's error is mostly probe noise). Usage::
 
   python experiments/bbmm/benchmark.py --sizes=1000,2000 --reps=2
+  python experiments/bbmm/benchmark.py --sizes=10000,20000,40000 --gpytorch --exact=torch \
+      --max_chol_n=0 --max_free_n=0          # on a GPU
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ _NOISE = flags.DEFINE_float("noise", 0.01, "Noise variance σ².")
 _LS = flags.DEFINE_float("lengthscale", 0.5, "RBF lengthscale (inputs uniform on [0, 1]^d).")
 _GPYTORCH = flags.DEFINE_bool("gpytorch", False, "Also time GPyTorch (needs torch + gpytorch).")
 _SKIP_FREE = flags.DEFINE_integer("max_free_n", 10000, "Largest n for the matrix-free variant.")
+_MAX_CHOL = flags.DEFINE_integer("max_chol_n", 10000,
+                                 "Largest n for the timed Cholesky rows (SciPy and JAX).")
+_EXACT = flags.DEFINE_enum("exact", "scipy", ["scipy", "torch"],
+                           "Float64 reference MLL: SciPy on the CPU, or torch (on the GPU when "
+                           "there is one; n = 40k takes seconds there).")
+_PRECISION = flags.DEFINE_string("matmul_precision", "highest",
+                                 "jax_default_matmul_precision: on GPUs JAX's default runs float32 "
+                                 "products in TF32, which CG cannot tolerate; torch's default is "
+                                 "full float32, so 'highest' compares like with like.")
 
 
 def _best(fn, reps):
@@ -71,6 +83,26 @@ def _scipy_mll_grad(x, y, ls, noise):
   return mll, (g_noise, g_ls)
 
 
+def _torch_exact_mll(x, y, ls, noise):
+  """Float64 Cholesky MLL in torch (GPU if available), for sizes SciPy cannot do in a run."""
+  import torch
+
+  dev = "cuda" if torch.cuda.is_available() else "cpu"
+  tx = torch.tensor(x / ls, dtype=torch.float64, device=dev)
+  ty = torch.tensor(y, dtype=torch.float64, device=dev)
+  k = torch.cdist(tx, tx)  # in place from here on: n = 40k is 12.8 GB per n × n copy
+  k.square_().mul_(-0.5).exp_()
+  k.diagonal().add_(noise)
+  torch.linalg.cholesky(k, out=k)
+  a = torch.cholesky_solve(ty[:, None], k)[:, 0]
+  mll = -0.5 * ty @ a - torch.log(torch.diagonal(k)).sum() - 0.5 * len(y) * np.log(2 * np.pi)
+  mll = float(mll)
+  del k, a
+  if dev == "cuda":
+    torch.cuda.empty_cache()
+  return mll
+
+
 def _gpytorch_mll(x, y, ls, noise, settings=None):
   """A GPyTorch MLL + backward step; ``settings`` (ours) overrides GPyTorch's numerical defaults."""
   import contextlib
@@ -78,7 +110,9 @@ def _gpytorch_mll(x, y, ls, noise, settings=None):
   import gpytorch
   import torch
 
-  tx, ty = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+  dev = "cuda" if torch.cuda.is_available() else "cpu"
+  tx = torch.tensor(x, dtype=torch.float32, device=dev)
+  ty = torch.tensor(y, dtype=torch.float32, device=dev)
 
   class Model(gpytorch.models.ExactGP):
     def __init__(self):
@@ -90,7 +124,7 @@ def _gpytorch_mll(x, y, ls, noise, settings=None):
     def forward(self, inp):
       return gpytorch.distributions.MultivariateNormal(self.mean_module(inp), self.covar_module(inp))
 
-  model = Model()
+  model = Model().to(dev)
   model.covar_module.base_kernel.lengthscale = ls
   model.covar_module.outputscale = 1.0
   model.likelihood.noise = noise
@@ -115,6 +149,8 @@ def _gpytorch_mll(x, y, ls, noise, settings=None):
     with ctx():
       out = mll(model(tx), ty) * len(y)
       out.backward()
+    if dev == "cuda":
+      torch.cuda.synchronize()
     return float(out.detach())
 
   return step
@@ -123,16 +159,22 @@ def _gpytorch_mll(x, y, ls, noise, settings=None):
 def main(argv):
   del argv
   ls, noise = _LS.value, _NOISE.value
-  print(f"device: {jax.devices()[0].device_kind}; RBF ℓ={ls}, σ²={noise}, d={_DIM.value}")
-  header = f"{'n':>6} {'method':>11} {'seconds':>9} {'vs scipy':>9} {'MLL rel err':>12}"
+  jax.config.update("jax_default_matmul_precision", _PRECISION.value)
+  print(f"device: {jax.devices()[0].device_kind}; RBF ℓ={ls}, σ²={noise}, d={_DIM.value}; "
+        f"reference: float64 Cholesky ({_EXACT.value})")
+  header = f"{'n':>6} {'method':>13} {'seconds':>9} {'vs first':>9} {'MLL rel err':>12}"
   print(header)
   for n in map(int, _SIZES.value):
     x, y = data.synthetic(jax.random.key(n), n, _DIM.value, lengthscale=ls, noise=noise,
                           dtype=jnp.float32)
     xn, yn = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    t_ref, outs = _best(lambda i: _scipy_mll_grad(xn, yn, ls, noise), max(1, _REPS.value - 1))
-    exact = outs[0][0]
-    rows = [("chol-scipy", t_ref, 0.0)]
+    rows = []
+    if _EXACT.value == "torch":
+      exact = _torch_exact_mll(xn, yn, ls, noise)
+    if n <= _MAX_CHOL.value:
+      t_ref, outs = _best(lambda i: _scipy_mll_grad(xn, yn, ls, noise), max(1, _REPS.value - 1))
+      exact = outs[0][0] if _EXACT.value == "scipy" else exact
+      rows.append(("chol-scipy", t_ref, _mean_rel_err([outs[0][0]], exact)))
     p = ops.GPParams(kernels.init_params("rbf", _DIM.value, ls, 1.0, jnp.float32),
                      jnp.asarray(noise, jnp.float32), jnp.zeros((), jnp.float32))
     settings = likelihood.Settings()
@@ -144,11 +186,12 @@ def main(argv):
           lambda q, k, op=op: likelihood.bbmm_mll(k, op, q, x, y, settings, zero_mean=True)[0]))
       t, outs = _best(lambda i, f=f: jax.block_until_ready(f(p, jax.random.key(i))), _REPS.value)
       rows.append((name, t, _mean_rel_err([float(v) for v, _ in outs], exact)))
-    op = ops.ExactOperator("rbf")
-    fc = jax.jit(jax.value_and_grad(lambda q: likelihood.cholesky_mll(op, q, x, y,
-                                                                      zero_mean=True)))
-    t, outs = _best(lambda i: jax.block_until_ready(fc(p)), _REPS.value)
-    rows.append(("chol-jax", t, _mean_rel_err([float(v) for v, _ in outs], exact)))
+    if n <= _MAX_CHOL.value:
+      op = ops.ExactOperator("rbf")
+      fc = jax.jit(jax.value_and_grad(lambda q: likelihood.cholesky_mll(op, q, x, y,
+                                                                        zero_mean=True)))
+      t, outs = _best(lambda i: jax.block_until_ready(fc(p)), _REPS.value)
+      rows.append(("chol-jax", t, _mean_rel_err([float(v) for v, _ in outs], exact)))
     if _GPYTORCH.value:
       step = _gpytorch_mll(xn, yn, ls, noise)
       t, outs = _best(step, _REPS.value)
@@ -157,7 +200,7 @@ def main(argv):
       t, outs = _best(step, _REPS.value)
       rows.append(("gpytorch-ours", t, _mean_rel_err(outs, exact)))
     for name, t, err in rows:
-      print(f"{n:>6} {name:>11} {t:>9.3f} {t_ref / t:>8.2f}× {err:>12.2e}", flush=True)
+      print(f"{n:>6} {name:>13} {t:>9.3f} {rows[0][1] / t:>8.2f}× {err:>12.2e}", flush=True)
 
 
 if __name__ == "__main__":

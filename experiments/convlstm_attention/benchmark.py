@@ -15,6 +15,8 @@ from jaxpapers.convlstm_attention import config, model, train
 
 _SCALE = flags.DEFINE_enum("scale", "cpu", ["smoke", "cpu", "full"], "Network/clip size.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per measurement (after one warm-up).")
+_VARIANTS = flags.DEFINE_list("variants", ["convlstm", "new", "a", "b", "c", "d"],
+                              "Variants to time, in this order (the first is the baseline).")
 
 
 def _time(fn, *args, repeats):
@@ -33,7 +35,7 @@ def main(argv):
   rows = []
   print(f"device: {jax.devices()[0].device_kind}; clips {base.batch_size}×{base.num_frames}×"
         f"{base.size}×{base.size}×3")
-  for variant in ["convlstm", "a", "b", "c", "d", "new"]:
+  for variant in _VARIANTS.value:
     cfg = base.copy_and_resolve_references()
     cfg.model, cfg.variant = "convlstm_net", variant
     init, step, _ = train.make_train(cfg)
@@ -45,8 +47,11 @@ def main(argv):
     t_train = _time(lambda s: train_step(s, jnp.int32(0))[0], state, repeats=_REPEATS.value)
     rows.append((variant, cfg.batch_size / t_train, cfg.batch_size / t_inf,
                  model.cell_param_count(state.params)))
+    print(f"{variant}: train {rows[-1][1]:.2f} clips/s, inference {rows[-1][2]:.1f} clips/s",
+          flush=True)  # as it goes: a long GPU run keeps what it measured
   ref_train, ref_inf = rows[0][1], rows[0][2]
-  print("| variant | cell params | train clips/s | × ConvLSTM | inference clips/s | × ConvLSTM |")
+  print(f"| variant | cell params | train clips/s | × {rows[0][0]} | inference clips/s | "
+        f"× {rows[0][0]} |")
   print("|---|---|---|---|---|---|")
   for v, tr, inf, n in rows:
     print(f"| {v} | {n:,} | {tr:.2f} | {tr / ref_train:.2f} | {inf:.1f} | {inf / ref_inf:.2f} |")

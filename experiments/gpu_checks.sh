@@ -1,0 +1,36 @@
+#!/bin/bash
+# The GPU measurements the issues name, as one prepared run (each part time-boxed; logs go to
+# $OUT as they are written, so a part cut off by its time box keeps what it measured):
+#   bbmm: MLL + gradient vs GPyTorch at n = 10k/20k/40k with a float64 reference, and exact-GP
+#         training at n = 100k and 1M (matrix-free); convlstm_attention: the full network's clips/s
+#         on 16×112×112×3 clips; meta_gradient: env-steps/s of both learners on MinAtar Breakout.
+#   OUT=/tmp/gpu bash experiments/gpu_checks.sh
+set -u
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX and torch (GPyTorch, the reference) share the GPU
+OUT=${OUT:-/tmp/gpu_checks}
+mkdir -p "$OUT"
+py=${PYTHON:-python3}
+run() {  # run NAME SECONDS CMD...: time-boxed, logged to $OUT/NAME.txt
+  local name=$1 secs=$2; shift 2
+  echo "== $name (time box ${secs}s): $*" | tee "$OUT/$name.txt"
+  timeout "$secs" "$@" 2>&1 | grep -v -E "Warning|warn\(|^  warnings|xla_bridge" | tee -a "$OUT/$name.txt"
+  echo "== $name exit ${PIPESTATUS[0]}" | tee -a "$OUT/$name.txt"
+}
+{ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; $py -c "import jax, torch; print('jax', jax.__version__, jax.devices(), 'torch', torch.__version__)"; } 2>&1 | tee "$OUT/device.txt"
+run bbmm_benchmark "${T_BBMM:-170}" $py experiments/bbmm/benchmark.py --sizes="${BBMM_SIZES:-10000,20000,40000}" \
+    --reps=3 --gpytorch --exact=torch --max_chol_n=0 --max_free_n="${BBMM_FREE_N:-20000}"
+# jax 0.11.2's XLA aborted compiling the full network's training step in its Triton GEMM fusion
+# pass ("triton_tiling_propagation.cc: Check failed: subdim_size_accumulator == dim_size (3136 vs.
+# 112)", H200, 2026-11-26); cuBLAS GEMMs avoid it.
+XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_enable_triton_gemm=false" \
+run convlstm_benchmark "${T_CONVLSTM:-170}" $py experiments/convlstm_attention/benchmark.py \
+    --scale="${CONVLSTM_SCALE:-full}" --repeats=3
+run bbmm_scale "${T_SCALE:-40}" $py experiments/bbmm/scale.py --sizes="${SCALE_SIZES:-100000}" \
+    --steps="${SCALE_STEPS:-3}"
+# n = 1M in float32: the first CG step broke down (the Woodbury preconditioner solve loses
+# definiteness in float32 once λ_max(K)/σ² ≳ 1e6); float64 converges (3 CG iterations).
+run bbmm_scale_1m "${T_SCALE_1M:-100}" $py experiments/bbmm/scale.py --sizes="${SCALE_1M:-1000000}" \
+    --steps=1 --x64
+run meta_gradient_benchmark "${T_META:-90}" $py experiments/meta_gradient/benchmark.py \
+    --num_envs="${META_ENVS:-4096}" --updates=20 --repeats=2
