@@ -147,3 +147,20 @@ def test_train_and_evaluate_smoke_writes_results(tmp_path):
   assert {line["model"] for line in lines} == {"sgpr", "ski"}
   with open(os.path.join(tmp_path, "results.json")) as f:
     assert json.load(f)["n_train"] == out["n_train"]
+
+
+def test_scale_binary_trains_matrix_free_with_tiny_arguments(tmp_path):
+  import pathlib
+  import subprocess
+  import sys
+
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run(
+      [sys.executable, str(repo / "experiments" / "bbmm" / "scale.py"), "--sizes=300",
+       "--steps=2", "--precond_rank=20", "--block_size=128", "--num_probes=4"],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("n=")]
+  assert len(lines) == 3 and "converged True" in lines[0] and "2 Adam steps" in lines[-1]
