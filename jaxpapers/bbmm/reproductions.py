@@ -110,7 +110,9 @@ registry.register(registry.Reproduction(
 
 # ----------------------------------------------------------------------------- exact_gp_rmse
 
-_RMSE = {"smoke": ("yacht", 0, 8), "cpu": ("elevators", 1000, 30), "full": ("elevators", 0, 100)}
+# cpu: 3000 training points, more than the default preconditioner rank (1000), so BBMM is not
+# trivially exact (at n ≤ rank the pivoted-Cholesky preconditioner is K̂ itself).
+_RMSE = {"smoke": ("yacht", 0, 8), "cpu": ("elevators", 3000, 30), "full": ("elevators", 0, 100)}
 
 
 def _run_rmse(scale, seeds, workdir):
@@ -148,12 +150,12 @@ registry.register(registry.Reproduction(
     paper_value="same test error as Cholesky (GPyTorch Fig. 3)",
     run=_run_rmse,
     check=lambda m, scale: m["rel_diff"] <= 0.05,
-    seeds={"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)},
+    seeds={"smoke": (0,), "cpu": (0, 1), "full": (0, 1, 2)},
     summary=lambda m: (f"RMSE {m['rmse_bbmm']:.4f} (BBMM) vs {m['rmse_cholesky']:.4f} "
                        f"(Cholesky), {100 * m['rel_diff']:.2f} % apart; {m['dataset']} "
                        f"n={m['n_train']}; NLL {m['nll_bbmm']:.3f} vs {m['nll_cholesky']:.3f}"),
     scale_note={"smoke": "yacht (197 train), 8 Adam steps",
-                "cpu": "elevators, 1000 train, 30 Adam steps",
+                "cpu": "elevators, 3000 train, 30 Adam steps",
                 "full": "elevators, full 64 % split, 100 steps"},
 ))
 
