@@ -151,10 +151,12 @@ def _forward(operator, settings, params, x, r, eps_low, eps_noise):
   state = operator.prepare(params, x)
   pre = build_preconditioner(operator, state, settings, n)
   z = pre.sample(eps_low, eps_noise)
+  pz = pre.solve(z)
   if settings.spherical_probes:
     # Rescale each probe so that zᵀ P̂⁻¹ z = n: P̂^{-½} z is then uniform on the sphere of radius
     # √n, still E[z zᵀ] = P̂ (both estimators stay unbiased) without the χ²_n norm noise.
-    z = z * jnp.sqrt(n / jnp.sum(z * pre.solve(z), 0))
+    scale = jnp.sqrt(n / jnp.sum(z * pz, 0))
+    z, pz = z * scale, pz * scale
   rhs = jnp.concatenate([r[:, None], z], 1)
   res = cg_lib.mbcg(lambda v: operator.matmul(state, v), rhs, precond=pre.solve,
                     tol=settings.cg_tol, max_iters=settings.max_cg_iters,
@@ -162,7 +164,6 @@ def _forward(operator, settings, params, x, r, eps_low, eps_noise):
                     min_iters=min(settings.min_lanczos, settings.num_lanczos))
   sol = res.solution
   u = sol[:, 0]
-  pz = pre.solve(z)
   weights = jnp.sum(z * pz, 0)
   slq = slq_logdet(res.alpha[:, 1:], res.beta[:, 1:], res.lanczos_steps[1:], weights)
   logdet = pre.logdet() + slq

@@ -4,9 +4,8 @@
   TD(λ) on the toy chains take the paper's shapes.
 * ``minatar_meta_vs_fixed`` (Sec. 4 / Table 1 in spirit): the meta-{γ, λ} learner scores at least
   as well as the fixed-(γ, λ) learner on MinAtar SpaceInvaders (the ``cpu`` config's game), several
-  seeds. The paper's own number is
-  for 57 Atari games over 200M frames, which is the ``full`` scale (``experiments/meta_gradient``
-  with ale-py), not run here.
+  seeds. The paper's own number is for 57 Atari games over 200M frames, which is the ``full``
+  scale (``experiments/meta_gradient`` with ale-py), not run here.
 """
 
 from __future__ import annotations
