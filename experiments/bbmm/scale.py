@@ -32,6 +32,8 @@ _RANK = flags.DEFINE_integer("precond_rank", likelihood.Settings().precond_rank,
                              "Pivoted-Cholesky preconditioner rank.")
 _PROBES = flags.DEFINE_integer("num_probes", likelihood.Settings().num_probes, "SLQ probes.")
 _X64 = flags.DEFINE_bool("x64", False, "Run in float64 (jax_enable_x64).")
+_FORM = flags.DEFINE_enum("precond_form", "woodbury", ["woodbury", "orthogonal"],
+                          "Preconditioner solve (orthogonal stays definite in float32 at 1M).")
 _PRECISION = flags.DEFINE_string("matmul_precision", "highest",
                                  "jax_default_matmul_precision (GPUs default to TF32).")
 
@@ -44,9 +46,10 @@ def main(argv):
   dtype = jnp.float64 if _X64.value else jnp.float32
   print(f"device: {jax.devices()[0].device_kind}; d={_DIM.value}, ℓ={_LS.value}, "
         f"σ²={_NOISE.value}, block {_BLOCK.value}, rank {_RANK.value}, {_PROBES.value} probes, "
-        f"{jnp.dtype(dtype).name}",
+        f"{jnp.dtype(dtype).name}, {_FORM.value} preconditioner",
         flush=True)
-  settings = likelihood.Settings(precond_rank=_RANK.value, num_probes=_PROBES.value)
+  settings = likelihood.Settings(precond_rank=_RANK.value, num_probes=_PROBES.value,
+                                 precond_form=_FORM.value)
   op = ops.ExactOperator("rbf", block_size=_BLOCK.value)
   for n, steps in zip(map(int, _SIZES.value), map(int, _STEPS.value)):
     x, y = data.synthetic(jax.random.key(n), n, _DIM.value, lengthscale=_LS.value,

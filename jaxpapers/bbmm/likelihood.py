@@ -69,6 +69,9 @@ class Settings(NamedTuple):
     min_precond_size: use the preconditioner only when ``n`` is at least this.
     cholesky_size: ``method="auto"`` uses dense Cholesky for ``n ≤`` this.
     spherical_probes: rescale each probe to ``zᵀ P̂⁻¹ z = n`` (else Gaussian ``z ~ N(0, P̂)``).
+    precond_form: ``"woodbury"`` (fast) or ``"orthogonal"`` (stays positive definite in float32
+      when the kernel's top eigenvalues exceed σ² by ~10⁶ or more: n ≈ 10⁶ or tiny noise; see
+      :meth:`~jaxpapers.bbmm.precond.Preconditioner.solve`).
   """
 
   cg_tol: float = 1e-2
@@ -81,6 +84,7 @@ class Settings(NamedTuple):
   cholesky_size: int = 800
   spherical_probes: bool = True
   min_lanczos: int = 20
+  precond_form: str = "woodbury"
 
 
 GPYTORCH_DEFAULTS = Settings(cg_tol=1.0, eval_cg_tol=1e-2, max_cg_iters=1000, num_probes=10,
@@ -135,7 +139,8 @@ def build_preconditioner(operator, state, settings: Settings, n: int) -> precond
   noise = state.noise
   lmat, _ = precond_lib.pivoted_cholesky(operator.kernel_diag(state),
                                          lambda i: operator.kernel_row(state, i), rank)
-  return precond_lib.make_preconditioner(lmat, noise)
+  return precond_lib.make_preconditioner(lmat, noise,
+                                        orthogonal=settings.precond_form == "orthogonal")
 
 
 def _zeros_cotangent(tree):
@@ -307,6 +312,8 @@ def _check(operator, params, x, y, settings):
     validation.check_positive(settings.cg_tol, "settings.cg_tol")
     if settings.num_probes < 1:
       raise ValueError(f"settings.num_probes must be >= 1, got {settings.num_probes}")
+    validation.check_in(settings.precond_form, "settings.precond_form",
+                        ("woodbury", "orthogonal"))
     if settings.min_lanczos < 0:
       raise ValueError(f"settings.min_lanczos must be >= 0, got {settings.min_lanczos}")
     if settings.max_cg_iters < 1:

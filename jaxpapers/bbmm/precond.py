@@ -72,27 +72,45 @@ class Preconditioner(NamedTuple):
     lmat: ``(n, k)`` low-rank factor (``k = 0`` gives ``P̂ = σ² I``).
     noise: scalar ``σ² > 0``.
     inner_chol: ``(k, k)`` lower Cholesky factor ``C`` of ``σ² I_k + LᵀL``.
-    woodbury: ``(n, k)`` ``R = L C⁻ᵀ``, so that ``P̂⁻¹ v = (v − R Rᵀ v) / σ²``.
+    woodbury: ``(n, k)`` ``R = L C⁻ᵀ``, so that ``P̂⁻¹ v = (v − R Rᵀ v) / σ²``; or, for the
+      orthogonal form, ``U`` with orthonormal columns spanning ``L``.
+    spectrum: ``None`` (Woodbury form) or ``(k,)`` eigenvalues ``s²`` of ``LLᵀ`` on ``U``
+      (orthogonal form, ``LLᵀ = U diag(s²) Uᵀ``).
   """
 
   lmat: jax.Array
   noise: jax.Array
   inner_chol: jax.Array
   woodbury: jax.Array
+  spectrum: jax.Array | None = None
 
   def solve(self, v: jax.Array) -> jax.Array:
-    """``P̂⁻¹ v`` for ``(n,)`` or ``(n, t)`` ``v`` (Woodbury, two thin products).
+    """``P̂⁻¹ v`` for ``(n,)`` or ``(n, t)`` ``v``.
 
-    ``R`` is formed once by a triangular solve, so no triangular solve runs per CG iteration
-    (inside XLA:CPU's while loop a ``cho_solve`` per iteration cost more than the kernel product).
+    Woodbury form: two thin products. ``R`` is formed once by a triangular solve, so no
+    triangular solve runs per CG iteration (inside XLA:CPU's while loop a ``cho_solve`` per
+    iteration cost more than the kernel product). Its ``v − R Rᵀ v`` cancels where
+    ``s² ≫ σ²``: once ``s²/σ²`` nears ``1/ε`` of the dtype the computed ``P̂⁻¹`` is no longer
+    positive definite and CG breaks down (float32: n = 10⁶ points, or σ² ≈ 10⁻⁴ at n = 4000).
+    Orthogonal form: ``P̂⁻¹ v = U (Uᵀv / (s² + σ²)) + (I − UUᵀ)² v / σ²``, the complement
+    projected twice so no component of ``v`` along ``U`` survives it; five thin products.
     """
     if self.lmat.shape[1] == 0:
       return v / self.noise
-    return (v - self.woodbury @ (self.woodbury.T @ v)) / self.noise
+    u = self.woodbury
+    if self.spectrum is None:
+      return (v - u @ (u.T @ v)) / self.noise
+    c = u.T @ v
+    w = v - u @ c
+    w = w - u @ (u.T @ w)
+    inv = 1.0 / (self.spectrum + self.noise)
+    return w / self.noise + u @ (inv[:, None] * c if c.ndim == 2 else inv * c)
 
   def logdet(self) -> jax.Array:
     """Exact ``log|P̂|`` (matrix determinant lemma)."""
     n, k = self.lmat.shape
+    if self.spectrum is not None:
+      return (n - k) * jnp.log(self.noise) + jnp.sum(jnp.log(self.spectrum + self.noise))
     return ((n - k) * jnp.log(self.noise)
             + 2.0 * jnp.sum(jnp.log(jnp.diag(self.inner_chol))))
 
@@ -105,11 +123,25 @@ class Preconditioner(NamedTuple):
     return self.lmat @ (self.lmat.T @ v) + self.noise * v
 
 
-def make_preconditioner(lmat: jax.Array, noise: jax.Array) -> Preconditioner:
-  """Builds :class:`Preconditioner` from a low-rank factor ``L`` and noise ``σ²``."""
+def make_preconditioner(lmat: jax.Array, noise: jax.Array, *, orthogonal: bool = False
+                        ) -> Preconditioner:
+  """Builds :class:`Preconditioner` from a low-rank factor ``L`` and noise ``σ²``.
+
+  Args:
+    lmat: ``(n, k)`` factor.
+    noise: ``σ² > 0``.
+    orthogonal: use the orthogonal form (QR of ``L`` and an eigendecomposition of the ``k × k``
+      ``R Rᵀ``, ``O(n k²)`` once), which stays positive definite in float32 whatever ``s²/σ²``;
+      the default Woodbury form is cheaper per CG iteration (two thin products instead of five).
+  """
   validation.check_array(lmat, "lmat", ndim=2, dtype_kind="f")
   k = lmat.shape[1]
   noise = jnp.asarray(noise, lmat.dtype)
+  if orthogonal and k > 0:
+    q, r = jnp.linalg.qr(lmat)
+    s2, w = jnp.linalg.eigh(r @ r.T)
+    return Preconditioner(lmat, noise, jnp.zeros((0, 0), lmat.dtype), q @ w,
+                          jnp.maximum(s2, 0.0))
   inner = noise * jnp.eye(k, dtype=lmat.dtype) + lmat.T @ lmat
   if k == 0:
     return Preconditioner(lmat, noise, inner, lmat)
