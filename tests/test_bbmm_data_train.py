@@ -2,6 +2,9 @@
 
 import json
 import os
+import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -150,10 +153,6 @@ def test_train_and_evaluate_smoke_writes_results(tmp_path):
 
 
 def test_scale_binary_trains_matrix_free_with_tiny_arguments(tmp_path):
-  import pathlib
-  import subprocess
-  import sys
-
   repo = pathlib.Path(__file__).resolve().parents[1]
   env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("XLA_FLAGS", None)

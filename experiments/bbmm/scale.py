@@ -67,10 +67,9 @@ def main(argv):
             f"{bool(np.asarray(metrics['converged']))}", flush=True)
       marks.append(now)
 
-    params, hist = train.fit(jax.random.key(0), op, p0, x, y, num_steps=steps, settings=settings,
+    gp, _ = train.fit(jax.random.key(0), op, p0, x, y, num_steps=steps, settings=settings,
                              method="bbmm", chunk_size=1, on_chunk=on_chunk)
-    jax.block_until_ready(params)
-    gp = params
+    jax.block_until_ready(gp)
     print(f"n={n:>8}: {steps} Adam steps in {time.perf_counter() - start:.1f} s; noise "
           f"{float(gp.noise):.4f}, lengthscale {np.asarray(gp.kernel.lengthscale).round(3)}",
           flush=True)

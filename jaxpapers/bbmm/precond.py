@@ -104,7 +104,7 @@ class Preconditioner(NamedTuple):
     w = v - u @ c
     w = w - u @ (u.T @ w)
     inv = 1.0 / (self.spectrum + self.noise)
-    return w / self.noise + u @ (inv[:, None] * c if c.ndim == 2 else inv * c)
+    return w / self.noise + u @ (inv * c.T).T  # c is (k,) or (k, t)
 
   def logdet(self) -> jax.Array:
     """Exact ``log|P̂|`` (matrix determinant lemma)."""
