@@ -1,8 +1,9 @@
-"""Runs every paper's reproductions: ``python experiments/reproduce.py --papers=all --scale=cpu``."""
+"""Runs the papers' reproductions: ``python experiments/reproduce.py [--scale=quick] [--papers=all]``.
 
-from absl import app
+The same command as the ``jaxpapers-reproduce`` console script (``--help`` lists the flags).
+"""
 
 from jaxpapers._src import reproduce
 
 if __name__ == "__main__":
-  app.run(reproduce.main)
+  raise SystemExit(reproduce.run())

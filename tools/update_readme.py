@@ -1,16 +1,19 @@
-"""Writes the results table into README.md (between the results markers) from results/<paper>.json.
+"""Writes the README's results tables from the committed records ``results/<scale>/<paper>.json``.
 
   python tools/update_readme.py [results_dir]
 
-Every ``<paper>.json`` in the folder replaces that paper's rows; papers without a JSON keep the rows
-already in README.md, so papers may be run separately (``jaxpapers-reproduce --papers=bbmm``) and
-merged here one at a time; REPORT.md is rewritten from the JSONs found.
+For every scale with a block ``<!-- results:<scale>:start -->`` … ``<!-- results:<scale>:end -->``
+in README.md, the block becomes the table rendered from ``<results_dir>/<scale>/*.json`` (papers in
+the registry's order). tests/test_foundation.py checks that the README equals this rendering, so a
+row in the README can always be traced to its raw record (seeds, per-seed values, timings, machine,
+commit).
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
+import re
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -18,57 +21,59 @@ sys.path.insert(0, str(REPO))
 
 from jaxpapers._src import registry, reproduce  # noqa: E402
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+BLOCK = re.compile(r"<!-- results:(\w+):start -->\n(.*?)<!-- results:\1:end -->", re.S)
 
 
-def load_results(results_dir: pathlib.Path) -> list[dict]:
+def start(scale: str) -> str:
+  return f"<!-- results:{scale}:start -->"
+
+
+def end(scale: str) -> str:
+  return f"<!-- results:{scale}:end -->"
+
+
+def load_results(folder: pathlib.Path) -> list[dict]:
+  """The records in ``folder`` (one ``<paper>.json`` per paper), in the registry's paper order."""
   out = []
   for paper in registry.PAPERS:
-    path = results_dir / f"{paper}.json"
+    path = folder / f"{paper}.json"
     if path.exists():
-      out.append(json.loads(path.read_text()))
+      try:
+        out.append(json.loads(path.read_text(encoding="utf-8")))
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON ({e})") from e
   return out
 
 
-def update(readme: str, table: str) -> str:
-  if START not in readme or END not in readme:
-    raise ValueError(f"README.md must contain {START} and {END}")
-  head, rest = readme.split(START, 1)
-  _, tail = rest.split(END, 1)
-  return f"{head}{START}\n{table}\n{END}{tail}"
+def render(results_dir: pathlib.Path, scale: str) -> str:
+  results = load_results(results_dir / scale)
+  if not results:
+    raise FileNotFoundError(f"no records in {results_dir / scale}; run jaxpapers-reproduce "
+                            f"--scale={scale} --results_dir={results_dir}")
+  return reproduce.render_report(results)
 
 
-def existing_rows(readme: str) -> dict[str, list[str]]:
-  """Table rows already in the README, grouped by paper (the first cell)."""
-  if START not in readme or END not in readme:
-    return {}
-  block = readme.split(START, 1)[1].split(END, 1)[0]
-  rows: dict[str, list[str]] = {}
-  for line in block.splitlines()[2:]:  # skip header and rule
-    if line.startswith("|"):
-      rows.setdefault(line.split("|")[1].strip(), []).append(line)
-  return rows
+def update(readme: str, results_dir: pathlib.Path) -> str:
+  """``readme`` with each results block re-rendered from ``results_dir``."""
+  scales = [m.group(1) for m in BLOCK.finditer(readme)]
+  if not scales:
+    raise ValueError("README.md has no '<!-- results:<scale>:start -->' block")
+  for scale in scales:
+    table = render(results_dir, scale)
+    readme = BLOCK.sub(lambda m, s=scale, t=table: (f"{start(s)}\n{t}{end(s)}"
+                                                   if m.group(1) == s else m.group(0)), readme)
+  return readme
 
 
-def merge(readme: str, results: list[dict]) -> str:
-  """The table: fresh rows for papers in ``results``, the README's old rows for the others."""
-  fresh = {}
-  for result in results:
-    fresh[result["paper"]] = reproduce.report_rows(result)
-  old = existing_rows(readme)
-  lines = [reproduce.HEADER, "|---" * (reproduce.HEADER.count("|") - 1) + "|"]
-  for paper in registry.PAPERS:
-    lines.extend(fresh.get(paper, old.get(paper, [])))
-  return "\n".join(lines)
+def blocks(readme: str) -> dict[str, str]:
+  """Scale -> the table text currently in the README's block."""
+  return {m.group(1): m.group(2) for m in BLOCK.finditer(readme)}
 
 
 def main(argv: list[str]) -> int:
   results_dir = pathlib.Path(argv[0]) if argv else REPO / "results"
-  results = load_results(results_dir)
-  reproduce.write_report(results, str(results_dir / "REPORT.md"))
   readme = REPO / "README.md"
-  table = merge(readme.read_text(), results)
-  readme.write_text(update(readme.read_text(), table))
+  readme.write_text(update(readme.read_text(encoding="utf-8"), results_dir), encoding="utf-8")
   return 0
 
 
