@@ -1,5 +1,7 @@
 """BBMM core: mBCG, Lanczos, SLQ, pivoted Cholesky, MLL + custom gradient, LOVE, sharding."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -244,7 +246,8 @@ def test_ill_conditioned_kernel_reports_nonconvergence():
   y = jnp.sin(3 * x[:, 0])
   settings = likelihood.Settings(cg_tol=1e-6, max_cg_iters=30, precond_rank=0, num_lanczos=10,
                                  num_probes=2)
-  v, info = likelihood.bbmm_mll(jax.random.key(0), op, p, x, y, settings)
+  with pytest.warns(likelihood.ConvergenceWarning, match="relative residual .* after 30 iterations"):
+    v, info = likelihood.bbmm_mll(jax.random.key(0), op, p, x, y, settings)
   assert not bool(info.converged)
   with pytest.raises(likelihood.ConvergenceError, match="did not converge"):
     likelihood.check_converged(info)
@@ -457,9 +460,13 @@ def test_orthogonal_preconditioner_converges_where_float32_woodbury_breaks_down(
   exact = (-0.5 * yy @ np.linalg.solve(khat, yy) - 0.5 * np.linalg.slogdet(khat)[1]
            - 0.5 * len(yy) * np.log(2 * np.pi))
   out = {}
-  for form in ("woodbury", "orthogonal"):
-    s = likelihood.Settings(precond_rank=300, precond_form=form)
-    out[form] = likelihood.bbmm_mll(jax.random.key(0), op, p, x, y, s)
+  with pytest.warns(likelihood.ConvergenceWarning, match="did not converge"):
+    out["woodbury"] = likelihood.bbmm_mll(jax.random.key(0), op, p, x, y,
+                                          likelihood.Settings(precond_rank=300))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", likelihood.ConvergenceWarning)
+    out["orthogonal"] = likelihood.bbmm_mll(jax.random.key(0), op, p, x, y, likelihood.Settings(
+        precond_rank=300, precond_form="orthogonal"))
   assert not bool(out["woodbury"][1].converged)
   value, info = out["orthogonal"]
   assert bool(info.converged)

@@ -223,3 +223,99 @@ def test_bad_input_errors():
     features.featurize(None, 2)
   with pytest.raises(ValueError, match="encoder must be"):
     model.DefoggerStep(encoder="cnn").initial_state(1, 4)
+
+
+def _truncate(game, frames):
+  per_frame = ("alive", "type", "x", "y", "uid", "visible")
+  return game._replace(**{k: getattr(game, k)[:frames] for k in per_frame})
+
+
+def test_prefix_features_do_not_depend_on_game_length(games):
+  from jaxpapers.defogger import config as dconfig
+  from jaxpapers.defogger import dataset
+
+  c = dconfig.get_config("smoke")
+  c.map_size, c.max_units, c.num_frames, c.skip = CFG.map_size, CFG.max_units, CFG.num_frames, 2
+  g = _game(games, 1)
+  full = dataset.sequence_features(g, 1, c)
+  short = dataset.sequence_features(_truncate(g, 10), 1, c)  # 5 of the 12 steps
+  assert short.x.shape[0] == 5 and full.x.shape[0] == 12
+  for a, b in zip(short[:5], full[:5]):
+    np.testing.assert_array_equal(a, b[:5])
+  # the time channel is absolute: frame of the step's last frame / TIME_SCALE
+  np.testing.assert_allclose(full.x[:, 0, 0, -1], (np.arange(12) * 2 + 1) / dataset.TIME_SCALE,
+                             rtol=1e-6)
+  assert int(full.start) == int(g.start[1])
+
+
+def test_map_channels_are_cell_fractions_independent_of_map_size(games):
+  """A cell's map channels are fractions of its own tiles: embedding the map in a larger one
+  leaves the features of the original cells unchanged."""
+  g = _game(games, 0)
+  fc = features.FeatureConfig(kernel=8, stride=8, skip=2)
+  small = features.featurize(g, 0, fc).game_map
+  gm = g.game_map
+  pad = lambda p: jnp.pad(p, ((0, 32), (0, 32)))
+  big_map = world.GameMap(pad(gm.walkable), pad(gm.buildable), pad(gm.height), gm.start_locations)
+  big = features.featurize(g._replace(game_map=big_map), 0, fc).game_map
+  assert big.shape[:2] == (8, 8) and small.shape[:2] == (4, 4)
+  np.testing.assert_allclose(big[:4, :4], small, atol=1e-6)
+  assert float(small[..., :3].min()) >= 0.0 and float(small[..., :3].max()) <= 1.0
+  # a 2-cell map by hand: walkable fraction of each 8x8 window
+  walk = np.zeros((16, 16), np.float32)
+  walk[:8, :4] = 1.0  # half of cell (0, 0)
+  hand = world.GameMap(jnp.asarray(walk), jnp.zeros((16, 16)), jnp.zeros((16, 16)),
+                       jnp.asarray([[1.0, 1.0], [14.0, 14.0], [1.0, 14.0], [14.0, 1.0]]))
+  gm2 = features.featurize(g._replace(game_map=hand, x=jnp.clip(g.x, 0, 15),
+                                      y=jnp.clip(g.y, 0, 15)), 0, fc).game_map
+  np.testing.assert_allclose(gm2[..., 0], [[0.5, 0.0], [0.0, 0.0]], atol=1e-6)
+  np.testing.assert_allclose(gm2[..., 3], np.ones((2, 2)), atol=1e-6)  # one start per cell
+
+
+def test_map_statistics_conditions_on_own_start():
+  # 4 sequences, 2 steps, 1x1 grid, 1 type: starts 0, 0, 2, 2 (start 1 and 3 never seen)
+  truth = jnp.asarray([1.0, 3.0, 10.0, 20.0])[:, None, None, None, None] * jnp.ones((4, 2, 1, 1, N))
+  start = jnp.asarray([0, 0, 2, 2])
+  per = features.map_statistics(truth, start, 4)
+  assert per.shape == (4, 2, 1, 1, N)
+  np.testing.assert_allclose(per[:, 0, 0, 0, 0], [2.0, 8.5, 15.0, 8.5])  # unseen: overall mean
+  np.testing.assert_allclose(features.map_statistics(truth), truth.mean(0))
+  from jaxpapers.defogger import baselines, dataset
+
+  ds = dataset.Dataset(truth, truth, truth, jnp.zeros((4, 2, 1, 1), bool), jnp.zeros((4, 2, 5)),
+                       start)
+  stats = baselines.map_statistics(ds)
+  pred = baselines.baseline_predictions(ds._replace(start=jnp.asarray([2, 0, 1, 0])), stats, 0.5)
+  np.testing.assert_allclose(pred["map_statistics"][0][:, 0, 0, 0, 0], [15.0, 2.0, 8.5, 2.0])
+  with pytest.raises(ValueError, match="start"):
+    features.map_statistics(truth, jnp.asarray([0, 1, 5, 0]), 4)
+  with pytest.raises(ValueError, match="start"):
+    baselines.baseline_predictions(ds._replace(start=None), stats)
+
+
+def test_l1_summed_form():
+  # 1 game, 2 steps, 2x2 grid, N types: step 0 off by 1 in two cells, step 1 off by 3 in one
+  true = np.zeros((1, 2, 2, 2, N), np.float32)
+  pred = true.copy()
+  pred[0, 0, 0, 0, 1] = 1.0
+  pred[0, 0, 1, 1, 2] = 1.0
+  pred[0, 1, 0, 1, 0] = 3.0
+  m = metrics.defogger_metrics(pred, pred > 0, np.zeros((1, 2, 5), bool), true,
+                               np.zeros((1, 2, 5)), np.ones((1, 2, 2, 2), bool))
+  np.testing.assert_allclose(m["l1_sum"], (2.0 + 3.0) / 2)
+  np.testing.assert_allclose(m["l1"], 5.0 / (2 * 4 * N))
+
+
+def test_count_units_rejects_nan_positions():
+  with pytest.raises(ValueError, match="finite"):
+    features.count_units(jnp.array([jnp.nan, 3.0]), jnp.array([1.0, 2.0]), jnp.array([0, 1]),
+                         jnp.ones(2, bool), map_size=32, kernel=8, stride=8)
+  # a dead (masked) unit's position does not matter
+  c = features.count_units(jnp.array([jnp.nan, 3.0]), jnp.array([1.0, 2.0]), jnp.array([0, 1]),
+                           jnp.array([False, True]), map_size=32, kernel=8, stride=8)
+  assert float(c.sum()) == 1.0 and float(c[0, 0, 1]) == 1.0
+  # under jit a live NaN unit makes its type's counts NaN, never a silent undercount
+  f = jax.jit(lambda x: features.count_units(x, jnp.array([1.0, 2.0]), jnp.array([0, 1]),
+                                             jnp.ones(2, bool), map_size=32, kernel=8, stride=8))
+  out = f(jnp.array([jnp.nan, 3.0]))
+  assert bool(jnp.all(jnp.isnan(out[..., 0]))) and float(out[0, 0, 1]) == 1.0

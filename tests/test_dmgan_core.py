@@ -64,11 +64,39 @@ def test_prior_with_reference_optimizer_and_large_entropy_weight_stays_uniform()
   assert core.prior_probs(state0.logits)[0] > 0.3
 
 
-def test_entropy_weight_schedule_matches_definition():
+def _reference_kappas(num_steps, scale=1000.0, decay=0.999):
+  """The reference's schedule, step by step: ``rl_counter`` starts at 1 and is multiplied by
+  ``decay`` (a control dependency of the prior loss) before each prior step uses
+  ``scale · rl_counter``."""
+  counter, out = 1.0, []
+  for _ in range(num_steps):
+    counter *= decay
+    out.append(scale * counter)
+  return np.asarray(out)
+
+
+def test_entropy_weight_matches_reference_counter():
+  ref = _reference_kappas(30_001)
+  assert ref[0] == pytest.approx(999.0)  # κ at the first prior step
+  assert float(core.entropy_weight(0)) == pytest.approx(999.0, rel=1e-6)
   steps = np.array([0, 1, 10, 1000, 7000, 30000])
-  np.testing.assert_allclose(core.entropy_weight(jnp.asarray(steps)), 1000.0 * 0.999 ** steps,
-                             rtol=1e-4)
-  assert float(core.entropy_weight(3, 2.0, 0.5)) == 0.25
+  np.testing.assert_allclose(core.entropy_weight(jnp.asarray(steps)), ref[steps], rtol=1e-4)
+  # Other schedules: κ_t = scale · decay^(t + 1), e.g. 2 · 0.5^4 at t = 3.
+  assert float(core.entropy_weight(3, 2.0, 0.5)) == 0.125
+  np.testing.assert_allclose(core.entropy_weight(jnp.arange(5), 2.0, 0.5),
+                             _reference_kappas(5, 2.0, 0.5), rtol=1e-6)
+
+
+def test_train_step_uses_reference_kappa_at_first_step():
+  cfg = core.DMGANConfig(num_generators=2, batch_size=4, critic_steps=1, latent_dim=3)
+  gen, crit = networks.toy_models(latent_dim=3)
+  sampler = data.toy_sampler(data.four_segments())
+  state = core.init_state(jax.random.key(0), cfg, gen, crit)
+  step = jax.jit(core.make_train_step(cfg, gen, crit, sampler))
+  state, m0 = step(state, 0)
+  _, m1 = step(state, 1)
+  ref = _reference_kappas(2)
+  np.testing.assert_allclose([float(m0["kappa"]), float(m1["kappa"])], ref, rtol=1e-6)
 
 
 def test_active_generators_and_perplexity():

@@ -123,9 +123,71 @@ def test_pieces_are_disjoint_and_distances_match_dense_reference():
     pts = jnp.asarray(dense[k * 20001:(k + 1) * 20001:500], jnp.float32)
     d = np.asarray(data.piece_distances(ds, pts))
     assert np.all(np.delete(d, k, axis=1) > 0.2)
-  c = data.two_circles()
+  c = data.two_circles(radius=0.3, gap=0.4)
   np.testing.assert_allclose(data.distance_to_manifold(c, jnp.asarray([[-0.5, 0.0], [0.5, 0.6]])),
                              [0.3, np.hypot(0, 0.6) - 0.3], atol=1e-6)
+
+
+def test_two_circles_default_is_reference_generate_circle_data():
+  # run_dmgan.py: (sin z - 2, cos z) or (sin z + 2, cos z), z ~ U[0, 2π): unit circles at (±2, 0).
+  c = data.two_circles()
+  assert c.pieces == (((-2.0, 0.0), 1.0), ((2.0, 0.0), 1.0))
+  z = np.linspace(0, 2 * np.pi, 50, endpoint=False)
+  ref = np.concatenate([np.c_[np.sin(z) - 2, np.cos(z)], np.c_[np.sin(z) + 2, np.cos(z)]])
+  assert float(jnp.max(data.distance_to_manifold(c, jnp.asarray(ref, jnp.float32)))) < 1e-5
+  x = data.sample_toy(jax.random.key(1), c, 2000)
+  assert float(jnp.max(data.distance_to_manifold(c, x))) < 1e-5
+
+
+def _assert_frequencies(counts, weights, n):
+  """Chi-square goodness of fit, plus every piece within 5 binomial standard deviations."""
+  w = np.asarray(weights, np.float64) / np.sum(weights)
+  assert testing.chi_square_pvalue(counts, w) > 1e-4, (counts, w)
+  sd = np.sqrt(w * (1 - w) / n)
+  np.testing.assert_array_less(np.abs(counts / n - w), 5 * sd + 1e-12)
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.3, 0.2), (0.1, 0.0, 0.9)])
+def test_weighted_toy_pieces_are_sampled_with_their_masses(weights):
+  ds = data.three_segments(weights)
+  assert ds.masses == pytest.approx(weights)
+  n = 20_000
+  x = jax.jit(data.sample_toy, static_argnums=(1, 2))(jax.random.key(5), ds, n)
+  assert float(jnp.max(data.distance_to_manifold(ds, x))) < 1e-5
+  counts = np.bincount(np.asarray(data.toy_labels(ds, x)), minlength=3)
+  _assert_frequencies(counts, weights, n)
+  if 0.0 in weights:
+    assert counts[weights.index(0.0)] == 0
+  # Unnormalised weights mean the same masses.
+  assert data.three_segments(tuple(10 * w for w in weights)).masses == pytest.approx(weights)
+  # A ring with unequal masses through the named constructor.
+  ring = data.toy_dataset("ring", num_modes=4, weights=(4, 3, 2, 1))
+  xr = data.sample_toy(jax.random.key(6), ring, n)
+  _assert_frequencies(np.bincount(np.asarray(data.toy_labels(ring, xr)), minlength=4),
+                      (4, 3, 2, 1), n)
+
+
+def test_custom_samplers_with_masses():
+  n = 20_000
+  seg = lambda y: (lambda k, b: jnp.stack([jax.random.uniform(k, (b,)), jnp.full((b,), y)], 1))
+  mix = jax.jit(data.mixture_sampler([seg(0.0), seg(1.0), seg(2.0)], (0.2, 0.5, 0.3)),
+                static_argnums=1)
+  x = mix(jax.random.key(0), n)
+  assert x.shape == (n, 2)
+  counts = np.bincount(np.asarray(x[:, 1]).round().astype(int), minlength=3)
+  _assert_frequencies(counts, (0.2, 0.5, 0.3), n)
+  # Row weights of an in-memory array: 2 rows of piece A (mass 0.6 together), 1 row of piece B.
+  rows = jnp.asarray([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0]])
+  sample = data.array_sampler(rows, weights=(0.3, 0.3, 0.4))
+  y = np.asarray(sample(jax.random.key(1), n))
+  _assert_frequencies(np.array([np.sum(y[:, 0] < 1), np.sum(y[:, 0] > 1)]), (0.6, 0.4), n)
+  for bad in [(0.5, 0.5), (-1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (np.nan, 1.0, 1.0)]:
+    with pytest.raises(ValueError, match="weights"):
+      data.array_sampler(rows, weights=bad)
+  with pytest.raises(ValueError, match="weights"):
+    data.mixture_sampler([seg(0.0), seg(1.0)], (1.0,))
+  with pytest.raises(ValueError, match="weights"):
+    data.three_segments((0.5, 0.5))
 
 
 def test_two_domain_mixture_fractions_shapes_and_sources():

@@ -141,21 +141,71 @@ def test_trace_recursion_over_three_steps_and_mu_zero_matches_reverse_mode(agent
                                atol=1e-7)
 
 
-def test_eta_embedding_conditions_outputs_without_gradient_to_eta():
-  agent = networks.make_agent(A, hidden=(8,), eta_embed_dim=4)
-  params = agent.init(jax.random.key(0), jnp.zeros((B, D)))
-  learner = core.make_meta_learner(agent.apply, core.make_inner_optimizer("sgd", 0.1),
-                                   eta_conditioning=True)
-  traj = _traj(jax.random.key(7))
-
-  def values(meta):
-    out = agent.apply(params, traj.obs, traj.next_obs, traj.first, (), learner.eta_input(meta))
-    return out.values.sum()
+def _state_spread_of_eta_effect(agent, params, traj, learner):
+  """Spread over states of logits(s, η₁) − logits(s, η₂): 0 when η shifts every state alike."""
+  def logits(meta):
+    return agent.apply(params, traj.obs, traj.next_obs, traj.first, agent.initial_state(B),
+                       learner.eta_input(meta)).logits
 
   m1, m2 = core.init_meta_params(0.9, 0.8), core.init_meta_params(0.5, 0.2)
-  assert abs(float(values(m1) - values(m2))) > 1e-6
-  g = jax.grad(values)(m1)
-  assert float(g.gamma_logit) == 0.0 and float(g.lambda_logit) == 0.0
+  diff = np.asarray(logits(m1) - logits(m2)).reshape(T * B, A)
+  return float(np.max(diff.max(0) - diff.min(0))), float(np.abs(diff).max())
+
+
+@pytest.mark.parametrize("lstm_size", [0, 6])
+def test_eta_embedding_conditions_outputs_without_gradient_to_eta(lstm_size):
+  traj = _traj(jax.random.key(7))
+  spreads = {}
+  for position in ("input", "heads"):
+    agent = networks.make_agent(A, hidden=(8,), lstm_size=lstm_size, eta_embed_dim=4,
+                                eta_position=position)
+    params = agent.init(jax.random.key(0), jnp.zeros((B, D)))
+    # The policy head starts at N(0, 0.01²) weights; scale it up so differences are measurable.
+    params["params"]["policy"]["kernel"] = 30.0 * params["params"]["policy"]["kernel"]
+    learner = core.make_meta_learner(agent, core.make_inner_optimizer("sgd", 0.1),
+                                     eta_conditioning=True)
+    spread, size = _state_spread_of_eta_effect(agent, params, traj._replace(
+        core_state=agent.initial_state(B)), learner)
+    assert size > 1e-3, position  # η changes the logits in both forms
+    spreads[position] = spread
+
+    def values(meta):
+      out = agent.apply(params, traj.obs, traj.next_obs, traj.first, agent.initial_state(B),
+                        learner.eta_input(meta))
+      return out.values.sum()
+
+    g = jax.grad(values)(core.init_meta_params(0.9, 0.8))
+    assert float(g.gamma_logit) == 0.0 and float(g.lambda_logit) == 0.0
+  # At the input e_η interacts with the state; at the heads it is one shift for every state
+  # (without an LSTM; with one, the heads see h_t, which mixes η only in the "input" form).
+  assert spreads["input"] > 1e-3, spreads
+  assert spreads["heads"] < 1e-5, spreads
+
+
+def test_eta_conditioning_needs_an_embedding_and_init_logits_stay_below_one():
+  plain = networks.make_agent(A, hidden=(8,))
+  opt = core.make_inner_optimizer("sgd", 0.1)
+  with pytest.raises(ValueError, match="eta_conditioning"):
+    core.make_meta_learner(plain, opt, eta_conditioning=True)
+  # A bare apply function cannot be inspected; the network refuses the η input when applied.
+  learner = core.make_meta_learner(plain.apply, opt, eta_conditioning=True)
+  params = plain.init(jax.random.key(0), jnp.zeros((B, D)))
+  with pytest.raises(ValueError, match="eta_embed_dim"):
+    learner.inner_update(core.init_meta_params(), params, opt.init(params),
+                         _traj(jax.random.key(1)))
+  # γ = 1 − 1e-9 would round to a discount of exactly 1.0 in float32; the logit is clipped.
+  for v in (1.0 - 1e-9, 1.0 - 1e-12, 1e-30):
+    meta = core.init_meta_params(v, v)
+    gamma, lam = core.meta_values(meta)
+    assert 0.0 < float(gamma) < 1.0 and 0.0 < float(lam) < 1.0, v
+    assert meta.gamma_logit.dtype == jnp.float32
+  # Within the float32 range the logit is exact.
+  np.testing.assert_allclose(float(core.meta_values(core.init_meta_params(0.99, 0.9))[0]), 0.99,
+                             rtol=1e-6)
+  assert 15.0 < core.max_logit(jnp.float32) < 17.0
+  with jax.enable_x64(True):
+    meta = core.init_meta_params(1.0 - 1e-12, 0.5, jnp.float64)
+    assert float(core.meta_values(meta)[0]) == pytest.approx(1.0 - 1e-12, rel=0, abs=1e-15)
 
 
 def test_lstm_agent_resets_on_first_and_bootstraps_next_values():

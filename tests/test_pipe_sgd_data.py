@@ -43,6 +43,11 @@ def test_load_mnist_from_written_idx(tmp_path):
   assert ds.x_train.shape == (5, 28, 28, 1) and ds.x_train.dtype == np.float32
   np.testing.assert_allclose(ds.x_train[..., 0], xtr / 255.0)
   np.testing.assert_array_equal(ds.y_test, [7, 4])
+  root = tmp_path / "root"
+  (root / "mnist").mkdir(parents=True)
+  for name in data.MNIST_FILES:
+    (tmp_path / (name + ".gz")).rename(root / "mnist" / (name + ".gz"))
+  np.testing.assert_array_equal(data.load_mnist(root).y_test, [7, 4])  # a data root works too
 
 
 def test_bad_idx(tmp_path):

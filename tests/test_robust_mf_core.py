@@ -290,9 +290,9 @@ def test_bad_inputs_raise_clear_errors():
     rmfnl.fit(key, obs, 1.5)
   with pytest.raises(ValueError, match="loss must be one of"):
     rmfnl.fit(key, obs, 1, "l0")
-  with pytest.raises(ValueError, match="lam must be > 0"):
+  with pytest.raises(ValueError, match="lam must be a finite number > 0"):
     rmfnl.fit(key, obs, 1, lam=-1.0)
-  with pytest.raises(ValueError, match="theta must be > 0"):
+  with pytest.raises(ValueError, match="theta must be a finite number > 0"):
     rmfnl.fit(key, obs, 1, "lsp", theta=0.0)
   with pytest.raises(TypeError, match="observations must be"):
     rmfnl.fit(key, (rows, cols, vals), 1)

@@ -55,9 +55,30 @@ def test_loader_errors(tmp_path):
   bad = _write(tmp_path / "bad.dat", ["1::2"])
   with pytest.raises(ValueError, match="bad.dat:1"):
     data.load_ratings_dat(bad)
-  nan = _write(tmp_path / "nan.data", ["1\t2\tnan\t0"])
-  with pytest.raises(ValueError, match="NaN"):
-    data.index_ratings(data.load_ratings_tsv(nan))
+  nan = _write(tmp_path / "nan.data", ["1\t2\t4\t0", "1\t2\tnan\t0"])
+  with pytest.raises(ValueError, match=r"nan.data:2: rating must be a number in \[1, 5\]"):
+    data.load_ratings_tsv(nan)
+  short = _write(tmp_path / "short.data", ["1\t2\t4\t0", "", "3\t2\t4"])
+  with pytest.raises(ValueError, match="short.data:3: expected 4 fields"):
+    data.load_ratings_tsv(short)
+  extra = _write(tmp_path / "extra.data", ["1\t2\t4\t0\t9"])
+  with pytest.raises(ValueError, match="extra.data:1: expected 4 fields"):
+    data.load_ratings_tsv(extra)
+  for rating in ("0", "6", "-1", "inf", "5.5"):
+    out = _write(tmp_path / "out.data", ["1\t2\t3\t0", f"2\t2\t{rating}\t0"])
+    with pytest.raises(ValueError, match="out.data:2: rating must be"):
+      data.load_ratings_tsv(out)
+  half = _write(tmp_path / "half.dat", ["1::2::0.5::0", "1::3::0.25::0"])
+  with pytest.raises(ValueError, match=r"half.dat:2: rating must be a number in \[0.5, 5\]"):
+    data.load_ratings_dat(half)
+  with pytest.raises(ValueError, match="half.dat:1: rating must be a number in"):
+    data.load_ratings_dat(half, rating_range=(1.0, 5.0))
+  ids = _write(tmp_path / "ids.dat", ["0::2::3::0"])
+  with pytest.raises(ValueError, match="ids.dat:1: user and item ids must be positive"):
+    data.load_ratings_dat(ids)
+  text = _write(tmp_path / "text.dat", ["1::x::3::0"])
+  with pytest.raises(ValueError, match="text.dat:1: cannot parse"):
+    data.load_ratings_dat(text)
   with pytest.raises(data_lib.DatasetNotFoundError):
     data.load_movielens_100k(tmp_path / "nowhere")
   raw = data.Ratings(np.array([1, 2]), np.array([1, 2]), np.array([1.0, 2.0]))

@@ -17,7 +17,7 @@ def _images(n=4, h=8, w=9, c=3, seed=0):
     ("pixel", (2, 3), {(2, 3)}),
     ("pixel", (-1, -1), {(7, 8)}),
     ("x", (4, 4), {(4, 4), (3, 3), (3, 5), (5, 3), (5, 5)}),
-    ("l", (1, 6), {(1, 6), (2, 6), (3, 6), (3, 7), (3, 8)}),
+    ("l", (1, 6), {(1, 6), (2, 6), (1, 7)}),  # the reference's 3-pixel "ell"
 ])
 def test_trigger_changes_exactly_the_intended_pixels(trigger, position, expected):
   x = _images()
@@ -33,13 +33,30 @@ def test_trigger_changes_exactly_the_intended_pixels(trigger, position, expected
 def test_trigger_masks_have_the_documented_sizes():
   assert attacks.trigger_mask("pixel", (8, 8), (0, 0)).sum() == 1
   assert attacks.trigger_mask("x", (8, 8), (1, 1)).sum() == 5
-  assert attacks.trigger_mask("l", (8, 8), (0, 0)).sum() == 5
+  assert attacks.trigger_mask("l", (8, 8), (0, 0)).sum() == 3
 
 
 def test_scalar_colour_on_single_image_and_uint8():
   img = np.zeros((5, 5, 1), np.uint8)
   out = np.asarray(attacks.apply_trigger(jnp.asarray(img), "pixel", (0, 4), 255))
   assert out.dtype == np.uint8 and out[0, 4, 0] == 255 and out.sum() == 255
+  rgb = np.asarray(attacks.apply_trigger(jnp.zeros((4, 4, 3), jnp.uint8), "pixel", (1, 1),
+                                         np.asarray([255, 0, 128], np.uint8)))
+  np.testing.assert_array_equal(rgb[1, 1], [255, 0, 128])
+
+
+@pytest.mark.parametrize("images, colour, error, match", [
+    (np.zeros((1, 5, 5, 3), np.uint8), 1.0, TypeError, "integers"),  # 1.0 would paint black
+    (np.zeros((1, 5, 5, 3), np.uint8), (1.0, 1.0, 1.0), TypeError, "255"),
+    (np.zeros((1, 5, 5, 3), np.uint8), 256, ValueError, r"\[0, 255\]"),
+    (np.zeros((1, 5, 5, 3), np.uint8), -1, ValueError, "colour"),
+    (np.zeros((1, 5, 5, 3), np.float32), 255, ValueError, r"\[0, 1\]"),
+    (np.zeros((1, 5, 5, 3), np.float32), float("nan"), ValueError, "colour"),
+    (np.zeros((1, 5, 5, 3), np.float32), "red", TypeError, "colour"),
+])
+def test_colour_range_is_validated(images, colour, error, match):
+  with pytest.raises(error, match=match):
+    attacks.apply_trigger(jnp.asarray(images), "pixel", (0, 0), colour)
 
 
 def test_trigger_jit_and_vmap():
@@ -49,7 +66,7 @@ def test_trigger_jit_and_vmap():
   assert_vmap_matches_loop(f, (x,))
 
 
-def test_poisoning_bookkeeping_is_exact():
+def test_poisons_replace_their_clean_originals():
   rng = np.random.default_rng(1)
   labels = jnp.asarray(np.repeat(np.arange(4), [30, 41, 25, 20]).astype(np.int32))
   images = jnp.asarray(rng.uniform(0, 0.9, (labels.size, 6, 6, 1)), jnp.float32)
@@ -58,17 +75,27 @@ def test_poisoning_bookkeeping_is_exact():
                                epsilon=eps, trigger="pixel", position=(5, 5), colour=1.0)
   n, n_p = labels.size, 4  # round(0.1 * 41) = 4
   assert attacks.num_poisons(41, eps) == n_p
-  assert out.images.shape == (n + n_p, 6, 6, 1) and out.labels.shape == (n + n_p,)
-  np.testing.assert_array_equal(np.asarray(out.poison_mask), np.arange(n + n_p) >= n)
-  np.testing.assert_array_equal(np.asarray(out.images[:n]), np.asarray(images))
-  np.testing.assert_array_equal(np.asarray(out.labels[:n]), np.asarray(labels))
-  np.testing.assert_array_equal(np.asarray(out.labels[n:]), 3)
+  # The set keeps its size: n − n_p untouched examples, then the n_p poisons.
+  assert out.images.shape == (n, 6, 6, 1) and out.labels.shape == (n,)
+  np.testing.assert_array_equal(np.asarray(out.poison_mask), np.arange(n) >= n - n_p)
   src = np.asarray(out.source_index)
   assert len(set(src.tolist())) == n_p and np.all(np.asarray(labels)[src] == 1)
+  kept = np.asarray(out.kept_index)
+  np.testing.assert_array_equal(kept, np.setdiff1d(np.arange(n), src))
+  np.testing.assert_array_equal(np.asarray(out.images[: n - n_p]), np.asarray(images)[kept])
+  np.testing.assert_array_equal(np.asarray(out.labels[: n - n_p]), np.asarray(labels)[kept])
+  np.testing.assert_array_equal(np.asarray(out.labels[n - n_p:]), 3)
+  # No clean original of a poison is left in the set.
+  flat = np.asarray(out.images).reshape(n, -1)
+  for i in src:
+    assert not np.any(np.all(flat == np.asarray(images)[i].reshape(-1), axis=1))
+  # Class counts: the source loses n_p, the target gains n_p.
+  np.testing.assert_array_equal(np.bincount(np.asarray(out.labels), minlength=4),
+                                [30, 41 - n_p, 25, 20 + n_p])
   expected = np.asarray(images)[src].copy()
   expected[:, 5, 5, :] = 1.0
-  np.testing.assert_array_equal(np.asarray(out.images[n:]), expected)
-  # Same key, same poisons; another key, (almost surely) another choice.
+  np.testing.assert_array_equal(np.asarray(out.images[n - n_p:]), expected)
+  # Same key, same poisons.
   again = attacks.poison_dataset(jax.random.key(3), images, labels, source=1, target=3,
                                  epsilon=eps, position=(5, 5))
   np.testing.assert_array_equal(np.asarray(again.source_index), src)

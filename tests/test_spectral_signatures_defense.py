@@ -8,16 +8,34 @@ import pytest
 from jaxpapers.spectral_signatures import data, defense
 
 
-def _numpy_reference(reps, labels, num_classes, centered=True):
+def _numpy_reference(reps, labels, num_classes):
+  """The paper's score ((R_i − R̂)·v)², v the top right singular vector of [R_i − R̂]."""
   scores = np.zeros(len(labels))
   for c in range(num_classes):
     idx = np.flatnonzero(labels == c)
     if idx.size == 0:
       continue
     r = reps[idx].astype(np.float64)
-    a = r - r.mean(0) if centered else r
+    a = r - r.mean(0)
     v = np.linalg.svd(a, full_matrices=False)[2][0]
     scores[idx] = (a @ v) ** 2
+  return scores
+
+
+def _madrylab_transcription(reps, labels, num_classes):
+  """Line-by-line transcription of MadryLab/backdoor_data_poisoning compute_corr.py, per class."""
+  scores = np.zeros(len(labels))
+  for lbl in range(num_classes):
+    cur_indices = np.where(labels == lbl)[0]
+    if cur_indices.size == 0:
+      continue
+    full_cov = reps[cur_indices].astype(np.float64)
+    full_mean = np.mean(full_cov, axis=0, keepdims=True)
+    centered_cov = full_cov - full_mean
+    _, _, v = np.linalg.svd(centered_cov, full_matrices=False)
+    eigs = v[0:1]
+    corrs = np.matmul(eigs, np.transpose(full_cov))
+    scores[cur_indices] = np.linalg.norm(corrs, axis=0)
   return scores
 
 
@@ -33,12 +51,37 @@ def problem():
   return reps, np.asarray(mix.labels)
 
 
-@pytest.mark.parametrize("centered", [True, False])
-def test_scores_equal_numpy_svd_reference(problem, centered):
+def test_paper_scores_equal_numpy_svd_reference(problem):
   reps, labels = problem
-  got = np.asarray(defense.spectral_scores(reps, labels, 4, centered=centered))
-  want = _numpy_reference(reps, labels, 4, centered)
+  got = np.asarray(defense.spectral_scores(reps, labels, 4))
+  want = _numpy_reference(reps, labels, 4)
   np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3 * want.max())
+
+
+def test_reference_score_equals_madrylab_transcription(problem):
+  reps, labels = problem
+  got = np.asarray(defense.spectral_scores(reps, labels, 4, centered=False))
+  want = _madrylab_transcription(reps, labels, 4)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * want.max())
+  # The strawman (top direction of the *uncentred* matrix, squared) is a different score here.
+  strawman = np.zeros(len(labels))
+  for c in range(4):
+    idx = labels == c
+    v0 = np.linalg.svd(reps[idx].astype(np.float64), full_matrices=False)[2][0]
+    strawman[idx] = np.abs(reps[idx] @ v0)
+  assert np.max(np.abs(strawman - want)) > 0.1 * want.max()
+
+
+def test_reference_and_paper_scores_by_hand():
+  # One class, rows (1,5),(3,5),(5,5): mean (3,5), centred rows (−2,0),(0,0),(2,0), so v = ±e₁.
+  reps = np.asarray([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]], np.float32)
+  labels = np.zeros(3, np.int32)
+  np.testing.assert_allclose(np.asarray(defense.spectral_scores(reps, labels, 1, centered=False)),
+                             [1.0, 3.0, 5.0], rtol=1e-5)  # |R_i · e₁|
+  np.testing.assert_allclose(np.asarray(defense.spectral_scores(reps, labels, 1)),
+                             [4.0, 0.0, 4.0], atol=1e-5)  # ((R_i − R̂) · e₁)²
+  np.testing.assert_allclose(np.asarray(_madrylab_transcription(reps, labels, 1)), [1.0, 3.0, 5.0],
+                             rtol=1e-6)
 
 
 def test_wide_representations_use_gram_path():
@@ -108,17 +151,39 @@ def test_removal_is_jittable_and_hand_checked():
                                 [False, True, True, False, True, False])
 
 
-def test_gaussian_mixture_centred_catches_all_uncentred_worse():
+def test_gaussian_mixture_centred_catches_all():
   # Poisons at ‖Δ‖² = 6/ε from their class mean, 10% of class 0; 8 seeds × 7 poisons.
-  recalls = {True: [], False: []}
+  recalls = []
   for seed in range(1, 9):
     mix = data.gaussian_mixture_reps(jax.random.key(seed), **_MIX)
-    for centered in (True, False):
-      s = defense.spectral_scores(mix.reps, mix.labels, 4, centered=centered)
-      removed = defense.removal_mask(s, mix.labels, 4, 0.1)
-      recalls[centered].append(defense.detection_stats(removed, mix.poison_mask).recall)
-  assert np.mean(recalls[True]) >= 0.99
-  assert np.mean(recalls[False]) < np.mean(recalls[True]) - 0.3
+    s = defense.spectral_scores(mix.reps, mix.labels, 4)
+    removed = defense.removal_mask(s, mix.labels, 4, 0.1)
+    recalls.append(defense.detection_stats(removed, mix.poison_mask).recall)
+  assert np.mean(recalls) >= 0.99
+
+
+def test_reference_score_misses_poisons_when_class_offset_opposes_them():
+  # Class 0: 90 clean rows around (−8, 0), 10 poisons around (+2, 0), small isotropic noise; the
+  # centred top direction is e₁ and the class mean ≈ (−7, 0). The paper's score puts the poisons
+  # (≈ 9 from the mean) on top; the reference's |R_i·e₁| gives clean rows ≈ 8 and poisons ≈ 2.
+  rng = np.random.default_rng(5)
+  clean = np.stack([-8.0 + 0.3 * rng.normal(size=90), 0.3 * rng.normal(size=90)], 1)
+  poison = np.stack([2.0 + 0.3 * rng.normal(size=10), 0.3 * rng.normal(size=10)], 1)
+  reps = np.concatenate([clean, poison]).astype(np.float32)
+  labels = np.zeros(100, np.int32)
+  is_poison = np.arange(100) >= 90
+  recall = {}
+  for centered in (True, False):
+    s = defense.spectral_scores(reps, labels, 1, centered=centered)
+    removed = defense.removal_mask(s, labels, 1, 0.1)
+    recall[centered] = defense.detection_stats(removed, is_poison).recall
+  assert recall[True] == 1.0
+  assert recall[False] == 0.0
+  # With no offset (zero-mean class) the two scores rank examples identically.
+  shifted = reps - reps.mean(0)
+  paper = np.asarray(defense.spectral_scores(shifted, labels, 1))
+  ref = np.asarray(defense.spectral_scores(shifted, labels, 1, centered=False))
+  np.testing.assert_allclose(ref ** 2, paper, rtol=1e-3, atol=1e-4)
 
 
 def test_no_retracing_across_calls_of_same_shape(problem):

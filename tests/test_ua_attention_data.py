@@ -134,6 +134,69 @@ def test_cache_round_trip(small_set, tmp_path):
     np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)))
 
 
+def test_cache_is_content_keyed_atomic_and_verified(small_set, tmp_path, monkeypatch):
+  folder, outcomes, summary = small_set
+  cache = tmp_path / "c"
+  a = d.load_physionet_cached(folder, outcomes, cache_dir=cache, summary_csv=summary)
+  (path,) = cache.glob("*.npz")
+  key = d.physionet_cache_key(folder, outcomes, summary, 48, 1.0, None)
+  assert key[:32] in path.name and not list(cache.glob("*.tmp"))
+  # The name depends on the contents, not on names/mtimes: changing a value changes the key.
+  text = (folder / "1.txt").read_text()
+  (folder / "1.txt").write_text(text.replace("HR,100", "HR,101"))
+  assert d.physionet_cache_key(folder, outcomes, summary, 48, 1.0, None) != key
+  (folder / "1.txt").write_text(text)
+  assert d.physionet_cache_key(folder, outcomes, summary, 48, 1.0, None) == key
+  # A tampered cache fails verification, is ignored with a warning and rewritten.
+  with np.load(path) as z:
+    arrays = dict(z)
+  arrays["in_hospital_death"] = 1 - arrays["in_hospital_death"]
+  np.savez_compressed(path, **arrays)
+  with pytest.raises(d.CacheError, match="SHA-256"):
+    d.restore_physionet(path)
+  with pytest.warns(RuntimeWarning, match="SHA-256"):
+    b = d.load_physionet_cached(folder, outcomes, cache_dir=cache, summary_csv=summary)
+  np.testing.assert_array_equal(b.in_hospital_death, a.in_hospital_death)
+  d.restore_physionet(path, key=key)  # rewritten and valid again
+  with pytest.raises(d.CacheError, match="other inputs"):
+    d.restore_physionet(path, key="0" * 64)
+  path.write_bytes(b"garbage")
+  with pytest.raises(d.CacheError, match="unreadable"):
+    d.restore_physionet(path)
+  # The default cache folder is per user, not the shared temp folder.
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert d.default_cache_dir() == tmp_path / "xdg" / "jaxpapers" / "ua_attention"
+
+
+def test_non_utf8_record_and_truncated_archive_name_the_source(small_set, tmp_path):
+  folder, outcomes, _ = small_set
+  raw = (folder / "1.txt").read_bytes()
+  lines = raw.split(b"\n")
+  lines[3] = lines[3] + b"\xff"
+  (folder / "1.txt").write_bytes(b"\n".join(lines))
+  with pytest.raises(ValueError, match=r"1\.txt, line 4: byte b'\\xff'"):
+    d.load_physionet(folder, outcomes)
+  tar_path = tmp_path / "set.tar.gz"
+  with tarfile.open(tar_path, "w:gz") as tar:
+    tar.add(folder, arcname="set-x")
+  with pytest.raises(ValueError, match=r"member 'set-x/1\.txt' of archive .*set\.tar\.gz, line 4"):
+    list(d.iter_record_texts(tar_path))
+  (folder / "1.txt").write_bytes(raw)
+  big = tmp_path / "big"
+  big.mkdir()
+  rng = np.random.default_rng(0)
+  for i in range(20):  # incompressible members so that half the archive loses members
+    (big / f"{i}.txt").write_text("Time,Parameter,Value\n" + "".join(
+        f"00:{j % 60:02d},HR,{v:.6f}\n" for j, v in enumerate(rng.normal(size=200))))
+  full = tmp_path / "full.tar.gz"
+  with tarfile.open(full, "w:gz") as tar:
+    tar.add(big, arcname="big")
+  cut = tmp_path / "cut.tar.gz"
+  cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+  with pytest.raises(ValueError, match=r"cannot read archive .*cut\.tar\.gz \(at or after member"):
+    list(d.iter_record_texts(cut))
+
+
 def test_loader_bad_arguments(small_set, tmp_path):
   folder, outcomes, _ = small_set
   with pytest.raises(ValueError, match="resolution_hours"):

@@ -101,3 +101,35 @@ def test_metric_inputs_are_validated():
     m.reliability_diagram(jnp.ones(3), jnp.ones(3), num_bins=0)
   with pytest.raises(ValueError, match="coverage"):
     m.error_at_coverage(m.abstention_curve(jnp.ones(3), jnp.ones(3)), 0.0)
+
+
+def test_nan_score_gives_nan_auroc_not_half():
+  y = jnp.asarray([0, 1, 0, 1])
+  s = jnp.asarray([0.1, jnp.nan, 0.3, 0.8])
+  assert np.isnan(float(m.auroc(s, y)))
+  assert np.isnan(float(jax.jit(m.auroc)(s, y)))
+  assert np.isnan(float(m.auroc(jnp.full((4,), jnp.nan), y)))
+  # ±inf scores still rank.
+  assert float(m.auroc(jnp.asarray([-jnp.inf, jnp.inf, 2.0, 1.0]), y)) == 0.75
+
+
+@pytest.mark.parametrize("bad", [1.2, -0.1, float("nan")])
+def test_ece_rejects_non_probabilities(bad):
+  p = jnp.asarray([0.2, 0.7, bad, 0.5])
+  y = jnp.asarray([0, 1, 1, 0])
+  with pytest.raises(ValueError, match=r"prob must be probabilities in \[0, 1\]"):
+    m.expected_calibration_error(p, y)
+  with pytest.raises(ValueError, match="prob"):
+    m.reliability_diagram(p, y)
+  # Under jit the values are unknown at trace time: the ECE is NaN, never a finite number.
+  assert np.isnan(float(jax.jit(m.expected_calibration_error)(p, y)))
+
+
+def test_metrics_reject_non_binary_labels_and_nan_uncertainty():
+  p = jnp.asarray([0.2, 0.7, 0.5])
+  with pytest.raises(ValueError, match="labels must be binary"):
+    m.auroc(p, jnp.asarray([0, 2, 1]))
+  with pytest.raises(ValueError, match="labels must be binary"):
+    m.expected_calibration_error(p, jnp.asarray([0.0, 0.5, 1.0]))
+  with pytest.raises(ValueError, match="uncertainty contains NaN"):
+    m.abstention_curve(jnp.asarray([0.1, jnp.nan, 0.2]), jnp.asarray([0, 1, 0]))

@@ -192,3 +192,40 @@ def test_bad_inputs_raise():
     ua.mc_predict(jax.random.key(0), m, {}, x, mask, num_samples=0)
   with pytest.raises(ValueError, match="variant"):
     ua.init_params(jax.random.key(0), _model("bogus"), x, mask)
+
+
+def test_sigma_heads_start_as_the_reference(ua_params):
+  # jayheo/UA: σ-head kernel N(0, 0.01²), bias 0, so σ = softplus(≈0) ≈ log 2 at the start.
+  for head in ("alpha_sigma", "beta_sigma"):
+    np.testing.assert_array_equal(np.asarray(ua_params[head]["bias"]), 0.0)
+  m = ua.RetainModel(variant="ua_plus", embed_dim=16, hidden_dim=16)
+  x, mask = _inputs()
+  params = ua.init_params(jax.random.key(3), m, x, mask)
+  k = np.concatenate([np.asarray(params[h]["kernel"]).ravel()
+                      for h in ("alpha_sigma", "beta_sigma", "output_sigma")])
+  assert 0.007 < k.std() < 0.013 and abs(k.mean()) < 0.003
+  out = ua.apply_model(jax.random.key(0), m, params, x, mask, sample=False)
+  valid = np.asarray(mask)
+  for s in (np.asarray(out.alpha_sigma)[valid], np.asarray(out.beta_sigma)[valid],
+            np.asarray(out.logit_sigma)):
+    np.testing.assert_allclose(s, np.log(2.0), atol=0.02)
+  sa = ua.init_params(jax.random.key(3), _model("retain_sa"), x, mask)
+  np.testing.assert_array_equal(np.asarray(sa["alpha_rho"]), 0.0)
+
+
+def test_lstm_cell_option_masks_padding_and_names_cells():
+  m = ua.RetainModel(variant="ua", embed_dim=E, hidden_dim=E, cell="lstm")
+  x, mask = _inputs()
+  params = ua.init_params(jax.random.key(4), m, x, mask)
+  cells = params["rnn"]["step"]
+  assert set(cells) == {"alpha_cell", "beta_cell"} and "ii" in cells["alpha_cell"]  # LSTM gates
+  out = ua.apply_model(jax.random.key(0), m, params, x, mask, sample=False)
+  x_long = jnp.concatenate([x, 7.0 * jnp.ones((B, 2, D))], axis=1)  # junk in padded visits
+  mask_long = jnp.concatenate([mask, jnp.zeros((B, 2), bool)], axis=1)
+  out_long = ua.apply_model(jax.random.key(0), m, params, x_long, mask_long, sample=False)
+  np.testing.assert_allclose(out_long.logit, out.logit, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(out.alpha)[~np.asarray(mask)], 0.0)
+  with pytest.raises(ValueError, match="cell"):
+    ua.init_params(jax.random.key(0), ua.RetainModel(cell="rnn"), x, mask)
+  with pytest.raises(ValueError, match="keep_rnn"):
+    ua.init_params(jax.random.key(0), ua.RetainModel(keep_rnn=0.0), x, mask)

@@ -66,12 +66,16 @@ def refresh_preamble(path: pathlib.Path) -> None:
   nb = nbformat.read(path, as_version=4)
   code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
   first = code[0]
-  has_devices = len(code) > 2 and nb.cells[code[2]].source.startswith("import jax\nprint(\"JAX\"")
+  has_devices = len(code) > 2 and nb.cells[code[2]].source.startswith("import jax\n")
   nb.cells[first].source = INSTALL_CELL
   nb.cells[code[1]].source = SCALE_CELL
   nb.cells[code[1]].metadata["tags"] = ["parameters"]
   if has_devices:
-    nb.cells[code[2]].source = DEVICES_CELL
+    # keep a notebook's own jax.config.update lines: they must run before the backends start
+    keep = [line for line in nb.cells[code[2]].source.splitlines()
+            if line.startswith("jax.config.update(")]
+    head, tail = DEVICES_CELL.split("\n", 1)
+    nb.cells[code[2]].source = "\n".join([head, *keep, tail])
   else:
     nb.cells.insert(code[1] + 1, nbformat.v4.new_code_cell(DEVICES_CELL))
   nbformat.write(nb, path)

@@ -3,9 +3,11 @@
   python experiments/meta_gradient/main.py \
       --config=experiments/meta_gradient/configs/default.py:cpu --workdir=/tmp/meta_gradient
 
-``smoke``/``cpu`` run the jitted gymnax loop (CartPole / MinAtar Breakout); ``full`` runs the
+``smoke``/``cpu`` run the jitted gymnax loop (CartPole / MinAtar SpaceInvaders); ``full`` runs the
 Atari host-loop actor through ale-py on ``config.atari_games`` and reports the median
-human-normalised score.
+human-normalised score. ``--config.network=haiku`` trains the dm-haiku twin of the MLP agent
+(``jaxpapers.meta_gradient.haiku_networks``); ``--config.eta_position=heads`` feeds the
+η-embedding to the linear heads only instead of with the observation features.
 """
 
 import json

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from jaxpapers._src.metrics import MetricsWriter
+
 StepFn = Callable[[Any, jax.Array], tuple[Any, Any]]
 
 
@@ -30,7 +32,8 @@ def make_chunk(step_fn: StepFn, chunk_size: int):
 
 def run_chunked(step_fn: StepFn, state, num_steps: int, *, chunk_size: int = 100,
                 start_step: int = 0, desc: str | None = None, progress: bool = True,
-                on_chunk: Callable[[Any, int, dict], None] | None = None, args: tuple = ()):
+                on_chunk: Callable[[Any, int, dict], None] | None = None, args: tuple = (),
+                writer: MetricsWriter | None = None):
   """Runs ``num_steps`` steps of ``step_fn`` from ``start_step`` as scan chunks.
 
   Args:
@@ -43,6 +46,11 @@ def run_chunked(step_fn: StepFn, state, num_steps: int, *, chunk_size: int = 100
     progress: whether to show a tqdm bar.
     on_chunk: called after each chunk as ``on_chunk(state, step_after_chunk, last_metrics)`` on
       the host, e.g. to write metrics and a checkpoint so a killed run loses no finished work.
+    args: extra arguments of ``step_fn`` (passed to the jitted chunk as arguments).
+    writer: if given, every step's metrics are written to it as one line (step numbers count
+      finished steps: ``start_step + 1``, ...) after each chunk and before ``on_chunk``, so a
+      checkpoint saved in ``on_chunk`` never gets ahead of the metrics file and the whole run's
+      history can be read back with :func:`jaxpapers._src.metrics.read_history`.
 
   Returns:
     ``(final_state, history)`` where history is a dict of NumPy arrays, one entry per step run.
@@ -63,6 +71,8 @@ def run_chunked(step_fn: StepFn, state, num_steps: int, *, chunk_size: int = 100
       state, metrics = chunks[size](state, jnp.int32(step), *args)
       metrics = jax.device_get(metrics)
       history.append(metrics)
+      if writer is not None:
+        writer.write_history(step + 1, metrics)
       step += size
       bar.update(size)
       if on_chunk is not None:

@@ -171,32 +171,43 @@ def _skip_message(err: data_lib.DatasetNotFoundError, rep: registry.Reproduction
 
 
 class _RowProgress:
-  """A bar that fills over the row's registered budget (ETA = budget − elapsed, labelled est.)."""
+  """A bar that fills over the row's registered budget (ETA = budget − elapsed, labelled est.).
+
+  On a terminal it redraws every second; in a log (stderr not a terminal) it writes one line a
+  minute instead of a stream of carriage returns.
+  """
 
   def __init__(self, label: str, budget: float | None, enabled: bool):
     self._stop = threading.Event()
     self._thread = None
     self._bar = None
+    self._label = label
+    self._budget = float(budget) if budget else None
+    self._tty = sys.stderr.isatty()
+    self._start = time.perf_counter()
     if not enabled:
       return
-    total = float(budget) if budget else None
-    tty = sys.stderr.isatty()
-    self._bar = tqdm.tqdm(total=total, desc=label, leave=False, unit="s", dynamic_ncols=True,
-                          mininterval=1.0 if tty else 30.0,
-                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
-                                     "(est. {remaining} left)" if total else
-                          "{desc}: {n:.0f} s elapsed")
-    self._start = time.perf_counter()
+    if self._tty:
+      self._bar = tqdm.tqdm(
+          total=self._budget, desc=label, leave=False, unit="s", dynamic_ncols=True,
+          bar_format=("{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s (est. {remaining} "
+                      "left)") if self._budget else "{desc}: {n:.0f} s elapsed")
     self._thread = threading.Thread(target=self._tick, daemon=True)
     self._thread.start()
 
   def _tick(self):
-    while not self._stop.wait(1.0):
+    period = 1.0 if self._tty else 60.0
+    while not self._stop.wait(period):
       elapsed = time.perf_counter() - self._start
-      if self._bar.total and elapsed > self._bar.total:
-        self._bar.total = elapsed * 1.25  # over budget: keep an honest, growing estimate
-      self._bar.n = elapsed
-      self._bar.refresh()
+      if self._budget and elapsed > self._budget:
+        self._budget = elapsed * 1.25  # over budget: keep an honest, growing estimate
+      if self._bar is not None:
+        self._bar.total = self._budget
+        self._bar.n = elapsed
+        self._bar.refresh()
+      else:
+        left = f", est. {self._budget - elapsed:.0f} s left" if self._budget else ""
+        print(f"  {self._label}: {elapsed:.0f} s{left}", file=sys.stderr, flush=True)
 
   def close(self):
     self._stop.set()
@@ -543,7 +554,7 @@ def _quiet_libraries():
 
 def main(argv):
   del argv
-  if FLAGS["verbosity"].using_default_value:
+  if not _VERBOSITY_GIVEN[0]:
     _quiet_libraries()
   papers = parse_papers(_PAPERS.value)
   scale = _SCALE.value
@@ -586,9 +597,13 @@ def main(argv):
   return 0
 
 
+_VERBOSITY_GIVEN = [False]  # absl reports --verbosity as set even when it is not: we look at argv
+
+
 def run(argv=None):
   """Console-script entry point (``jaxpapers-reproduce``)."""
   argv = list(sys.argv if argv is None else argv)
+  _VERBOSITY_GIVEN[0] = any(a.split("=")[0] in ("--verbosity", "-v", "--v") for a in argv[1:])
   if any(a in ("-h", "--help", "-?", "--helpshort") for a in argv[1:]):
     print(usage_text())
     return 0

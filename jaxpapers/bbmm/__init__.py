@@ -6,7 +6,8 @@ Inference with GPU Acceleration", NeurIPS 2018. One modified batched CG (mBCG) c
 Lanczos quadrature of ``log|K̂|``; a pivoted-Cholesky preconditioner cuts iterations; only kernel
 matrix–matrix products are needed, so exact GPs, SGPR and SKI share the engine. Multi-device
 products follow Wang et al., "Exact Gaussian Processes on a Million Data Points", NeurIPS 2019;
-LOVE variances follow Pleiss et al., ICML 2018.
+LOVE variances follow Pleiss et al., ICML 2018. :class:`BBMMMultivariateNormal` puts the BBMM
+likelihood in a NumPyro model, so hyperparameters can be sampled with NUTS.
 """
 
 from jaxpapers.bbmm import config as config
@@ -16,16 +17,20 @@ from jaxpapers.bbmm.cg import MBCGResult as MBCGResult
 from jaxpapers.bbmm.cg import cg_tridiagonals as cg_tridiagonals
 from jaxpapers.bbmm.cg import lanczos as lanczos
 from jaxpapers.bbmm.cg import mbcg as mbcg
+from jaxpapers.bbmm.distribution import BBMMMultivariateNormal as BBMMMultivariateNormal
 from jaxpapers.bbmm.kernels import KernelParams as KernelParams
 from jaxpapers.bbmm.kernels import kernel_matrix as kernel_matrix
 from jaxpapers.bbmm.likelihood import GPYTORCH_DEFAULTS as GPYTORCH_DEFAULTS
 from jaxpapers.bbmm.likelihood import ConvergenceError as ConvergenceError
+from jaxpapers.bbmm.likelihood import ConvergenceWarning as ConvergenceWarning
 from jaxpapers.bbmm.likelihood import MLLInfo as MLLInfo
 from jaxpapers.bbmm.likelihood import Settings as Settings
 from jaxpapers.bbmm.likelihood import bbmm_mll as bbmm_mll
 from jaxpapers.bbmm.likelihood import check_converged as check_converged
+from jaxpapers.bbmm.likelihood import check_settings as check_settings
 from jaxpapers.bbmm.likelihood import cholesky_mll as cholesky_mll
 from jaxpapers.bbmm.likelihood import mll as mll
+from jaxpapers.bbmm.likelihood import report_convergence as report_convergence
 from jaxpapers.bbmm.likelihood import slq_logdet as slq_logdet
 from jaxpapers.bbmm.operators import ExactOperator as ExactOperator
 from jaxpapers.bbmm.operators import GPParams as GPParams
@@ -38,6 +43,7 @@ from jaxpapers.bbmm.precond import Preconditioner as Preconditioner
 from jaxpapers.bbmm.precond import make_preconditioner as make_preconditioner
 from jaxpapers.bbmm.precond import pivoted_cholesky as pivoted_cholesky
 from jaxpapers.bbmm.predict import PredictionCache as PredictionCache
+from jaxpapers.bbmm.predict import cg_solve as cg_solve
 from jaxpapers.bbmm.predict import cholesky_predict as cholesky_predict
 from jaxpapers.bbmm.predict import exact_variance as exact_variance
 from jaxpapers.bbmm.predict import love_variance as love_variance

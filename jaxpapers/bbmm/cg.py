@@ -35,8 +35,9 @@ class MBCGResult(NamedTuple):
     beta: ``(num_lanczos, t)`` CG direction coefficients β_j (0 after a column stopped).
     lanczos_steps: ``(t,)`` number of valid entries in ``alpha``/``beta`` per column.
     num_iters: ``(t,)`` CG iterations each column ran before it was frozen.
-    rel_residual: ``(t,)`` final ``||b - A u|| / ||b||`` (from the CG recursion).
-    converged: ``(t,)`` whether ``rel_residual < tol``.
+    rel_residual: ``(t,)`` final ``||b - A u|| / ||b||`` (from the CG recursion); NaN for a
+      column whose right-hand side or product ``A d`` was not finite.
+    converged: ``(t,)`` whether ``rel_residual < tol`` (False for NaN).
     residual_history: ``(max_iters + 1, t)`` relative residual after each iteration (NaN after
       the loop ended) when ``record_history`` is set, else ``None``.
   """
@@ -85,6 +86,8 @@ def mbcg(matmul: MatMul, b: jax.Array, *, precond: MatMul | None = None,
     An :class:`MBCGResult`.
   """
   validation.check_array(b, "b", ndim=(1, 2), dtype_kind="f")
+  if b.shape[0] == 0 or (b.ndim == 2 and b.shape[1] == 0):
+    raise ValueError(f"b must have at least one row and one column, got shape {b.shape}")
   vector = b.ndim == 1
   if vector:
     b = b[:, None]
@@ -111,7 +114,7 @@ def mbcg(matmul: MatMul, b: jax.Array, *, precond: MatMul | None = None,
   rz = jnp.sum(r * z, 0)
   res = jnp.linalg.norm(r, axis=0) / bnorm_safe
   breakdown = 10 * eps
-  done = (res <= breakdown) | ((res < tol) & (min_iters == 0)) | (rz <= 0)
+  done = (res <= breakdown) | ((res < tol) & (min_iters == 0)) | (rz <= 0) | ~jnp.isfinite(res)
   nl = max(num_lanczos, 1)
   alphas = jnp.zeros((nl, t), dtype)
   betas = jnp.zeros((nl, t), dtype)
@@ -129,6 +132,8 @@ def mbcg(matmul: MatMul, b: jax.Array, *, precond: MatMul | None = None,
     v = matmul(d)
     dv = jnp.sum(d * v, 0)
     bad = active & ~(dv > 0)
+    # A non-finite product (NaN/inf in A) is not a breakdown to stop quietly at: report it.
+    nonfinite = active & ~jnp.isfinite(dv)
     step = active & (dv > 0)
     alpha = jnp.where(step, rz / jnp.where(step, dv, 1.0), 0.0)
     u = u + alpha * d
@@ -140,6 +145,7 @@ def mbcg(matmul: MatMul, b: jax.Array, *, precond: MatMul | None = None,
     z = jnp.where(step, z_new, z)
     rz = jnp.where(step, rz_new, rz)
     res = jnp.where(step, jnp.linalg.norm(r, axis=0) / bnorm_safe, res)
+    res = jnp.where(nonfinite, jnp.nan, res)
     steps = steps + step.astype(jnp.int32)
     rec = step & (j < num_lanczos)
     idx = jnp.minimum(j, nl - 1)
@@ -182,6 +188,12 @@ def cg_tridiagonals(alpha: jax.Array, beta: jax.Array, steps: jax.Array) -> jax.
   Returns:
     ``(t, m, m)`` symmetric tridiagonal matrices.
   """
+  validation.check_array(alpha, "alpha", ndim=2, dtype_kind="f")
+  validation.check_array(beta, "beta", shape=alpha.shape, dtype_kind="f")
+  validation.check_array(steps, "steps", shape=(alpha.shape[1],), dtype_kind="iu")
+  if alpha.shape[0] == 0:
+    raise ValueError("alpha must have at least one row (num_lanczos >= 1), got shape "
+                     f"{alpha.shape}")
   m, _ = alpha.shape
   idx = jnp.arange(m)[:, None]
   valid = idx < steps[None, :]
@@ -214,7 +226,13 @@ def lanczos(matmul: MatMul, v0: jax.Array, num_steps: int, *, reorthogonalize: b
     If the Krylov space is exhausted early, the remaining columns of ``Q`` are 0 and ``T`` is
     padded with a decoupled identity block.
   """
-  validation.check_array(v0, "v0", ndim=1, dtype_kind="f")
+  validation.check_array(v0, "v0", ndim=1, dtype_kind="f", finite=True)
+  if v0.shape[0] == 0:
+    raise ValueError("v0 must have at least one entry, got shape (0,)")
+  if validation.is_concrete(v0) and not bool(jnp.any(v0 != 0)):
+    raise ValueError("v0 must be nonzero (the Lanczos start vector is v0 / ||v0||)")
+  if isinstance(num_steps, bool) or not isinstance(num_steps, int):
+    raise TypeError(f"num_steps must be an int, got {num_steps!r}")
   if num_steps < 1:
     raise ValueError(f"num_steps must be >= 1, got {num_steps}")
   n = v0.shape[0]

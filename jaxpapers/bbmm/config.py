@@ -17,6 +17,8 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     by Cholesky, and SGPR with 300 inducing points (SKI needs d ≤ 3).
   * ``full``: the paper's protocol on elevators: the full 64 % training split, 100 steps.
   """
+  if scale == "quick":  # one run of the cpu setting; the quick reproduction tier picks its rows
+    return get_config("cpu")
   validation.check_in(scale, "scale", ("smoke", "cpu", "full"))
   c = ml_collections.ConfigDict()
   c.scale = scale
@@ -65,4 +67,37 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     c.num_inducing = 500
     c.materialize = False
     c.block_size = 2048
+  return c
+
+
+def check_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Validates the ranges of an experiment config (raises ``ValueError`` naming ``config.<field>``).
+
+  ``config.settings`` is checked by :func:`jaxpapers.bbmm.likelihood.check_settings` when the
+  trainer builds its :class:`~jaxpapers.bbmm.likelihood.Settings`.
+  """
+  def at_least(field, low):
+    value = c[field]
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+      raise ValueError(f"config.{field} must be an int >= {low}, got {value!r}")
+
+  def positive(field):
+    value = c[field]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+      raise ValueError(f"config.{field} must be finite and > 0, got {value!r}")
+
+  validation.check_in(c.scale, "config.scale", ("smoke", "cpu", "full"))
+  for field, low in (("n_synthetic", 2), ("dim", 1), ("max_train", 0), ("num_steps", 0),
+                     ("chunk_size", 1), ("block_size", 1), ("num_inducing", 1),
+                     ("ski_grid_size", 6), ("ski_max_dim", 1), ("love_rank", 1)):
+    at_least(field, low)
+  for field in ("synthetic_lengthscale", "synthetic_noise", "learning_rate", "init_lengthscale",
+                "init_scale", "init_noise"):
+    positive(field)
+  validation.check_in(c.variance, "config.variance", ("cg", "love"))
+  for model in c.models:
+    validation.check_in(model, "config.models", ("bbmm", "cholesky", "sgpr", "ski"))
+  split = tuple(c.split)
+  if len(split) != 3 or any(not 0 < f < 1 for f in split) or sum(split) > 1 + 1e-9:
+    raise ValueError(f"config.split must be three fractions in (0, 1) summing to <= 1, got {split}")
   return c

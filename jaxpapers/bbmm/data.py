@@ -54,7 +54,12 @@ def load_mat(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
   """
   from scipy import io
 
-  mat = io.loadmat(os.fspath(path))
+  try:
+    mat = io.loadmat(os.fspath(path))
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # noqa: BLE001 - scipy raises ValueError/TypeError/... for broken files
+    raise ValueError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from e
   if "data" in mat:
     arr = np.asarray(mat["data"], np.float64)
     if arr.ndim != 2 or arr.shape[1] < 2:

@@ -71,8 +71,10 @@ def init_params(spec: KernelSpec, dim: int, lengthscale: float = 1.0, scale: flo
   check_spec(spec)
   if dim < 1:
     raise ValueError(f"dim must be >= 1, got {dim}")
-  validation.check_positive(lengthscale, "lengthscale")
-  validation.check_positive(scale, "scale")
+  for value, name in ((lengthscale, "lengthscale"), (scale, "scale")):
+    validation.check_positive(value, name)
+    if not np.isfinite(value):
+      raise ValueError(f"{name} must be finite, got {value}")
   dtype = dtype or jnp.zeros(()).dtype
   if isinstance(spec, str):
     return KernelParams(jnp.full((dim,), lengthscale, dtype), jnp.asarray(scale, dtype))
@@ -95,8 +97,8 @@ def check_params(spec: KernelSpec, params: Any, dim: int | None = None, name: st
       value = getattr(params, field)
       if validation.is_concrete(value):
         arr = np.asarray(value)
-        if not np.all(arr > 0):
-          raise ValueError(f"{name}.{field} must be > 0, got {arr}")
+        if not np.all(np.isfinite(arr) & (arr > 0)):
+          raise ValueError(f"{name}.{field} must be finite and > 0, got {arr}")
     return
   if not isinstance(params, tuple) or len(params) != len(spec) - 1:
     raise TypeError(f"{name} must be a tuple of {len(spec) - 1} child parameters for {spec[0]!r}")

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,6 +74,10 @@ class Settings(NamedTuple):
     precond_form: ``"woodbury"`` (fast) or ``"orthogonal"`` (stays positive definite in float32
       when the kernel's top eigenvalues exceed σ² by ~10⁶ or more: n ≈ 10⁶ or tiny noise; see
       :meth:`~jaxpapers.bbmm.precond.Preconditioner.solve`).
+    strict: raise :class:`ConvergenceError` instead of warning (:class:`ConvergenceWarning`) when
+      an evaluation did not converge or is not finite. Eager :func:`mll` / :func:`bbmm_mll` raise
+      at once and :func:`~jaxpapers.bbmm.train.fit` after its run; under ``jit`` (no host check
+      possible) a non-converged value is returned as NaN.
   """
 
   cg_tol: float = 1e-2
@@ -85,6 +91,7 @@ class Settings(NamedTuple):
   spherical_probes: bool = True
   min_lanczos: int = 20
   precond_form: str = "woodbury"
+  strict: bool = False
 
 
 GPYTORCH_DEFAULTS = Settings(cg_tol=1.0, eval_cg_tol=1e-2, max_cg_iters=1000, num_probes=10,
@@ -114,6 +121,74 @@ class ConvergenceError(RuntimeError):
   """mBCG did not reach its tolerance (the result would be unreliable)."""
 
 
+class ConvergenceWarning(RuntimeWarning):
+  """mBCG did not reach its tolerance, or the likelihood is not finite."""
+
+
+def check_settings(settings: Settings, name: str = "settings") -> Settings:
+  """Validates every field of :class:`Settings` (raises naming ``name.field``) and returns it."""
+  if not isinstance(settings, Settings):
+    raise TypeError(f"{name} must be a Settings, got {type(settings).__name__}")
+  for field in ("cg_tol", "eval_cg_tol"):
+    value = getattr(settings, field)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+      raise TypeError(f"{name}.{field} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+      raise ValueError(f"{name}.{field} must be finite and > 0, got {value}")
+  minimum = {"max_cg_iters": 1, "num_probes": 1, "num_lanczos": 1, "min_lanczos": 0,
+             "precond_rank": 0, "min_precond_size": 0, "cholesky_size": 0}
+  for field, low in minimum.items():
+    value = getattr(settings, field)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+      raise TypeError(f"{name}.{field} must be an int, got {value!r}")
+    if value < low:
+      raise ValueError(f"{name}.{field} must be >= {low}, got {value}")
+  for field in ("spherical_probes", "strict"):
+    if not isinstance(getattr(settings, field), (bool, np.bool_)):
+      raise TypeError(f"{name}.{field} must be a bool, got {getattr(settings, field)!r}")
+  validation.check_in(settings.precond_form, f"{name}.precond_form", ("woodbury", "orthogonal"))
+  return settings
+
+
+def _convergence_message(info: MLLInfo, context: str, cholesky: bool = False) -> str | None:
+  """The (single) problem report of ``info``, or ``None`` if it converged to a finite value."""
+  converged = np.asarray(info.converged)
+  if bool(np.all(converged)):
+    return None
+  residual = float(np.nanmax(np.asarray(info.max_rel_residual, np.float64))) \
+      if np.any(np.isfinite(np.asarray(info.max_rel_residual))) else float("nan")
+  iters = int(np.max(np.asarray(info.num_iters)))
+  if cholesky:
+    return (f"{context}: the likelihood is not finite (relative residual nan after 0 "
+            "iterations): the Cholesky factorisation of K̂ failed; K̂ is not positive definite in "
+            "this precision (raise the noise, add jitter, or use float64)")
+  return (f"{context}: mBCG did not converge or the likelihood is not finite: relative residual "
+          f"{residual:.3g} after {iters} iterations; the kernel matrix is ill-conditioned or the "
+          "hyperparameters are extreme (raise the noise, add jitter, raise max_cg_iters, or use "
+          "float64)")
+
+
+def report_convergence(info: MLLInfo, *, strict: bool = False, context: str = "mll",
+                       cholesky: bool = False) -> MLLInfo:
+  """Warns once (or raises if ``strict``) on the host when ``info`` did not converge.
+
+  Args:
+    info: an :class:`MLLInfo` with concrete values (possibly batched over steps).
+    strict: raise :class:`ConvergenceError` instead of warning.
+    context: the function named in the message.
+    cholesky: ``info`` comes from the Cholesky path (no CG ran; only finiteness is reported).
+
+  Returns:
+    ``info`` unchanged.
+  """
+  msg = _convergence_message(info, context, cholesky)
+  if msg is not None:
+    if strict:
+      raise ConvergenceError(msg)
+    warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+  return info
+
+
 def slq_logdet(alpha, beta, steps, weights) -> jax.Array:
   """Stochastic Lanczos quadrature from mBCG coefficients.
 
@@ -126,6 +201,7 @@ def slq_logdet(alpha, beta, steps, weights) -> jax.Array:
     ``(1/t) Σ_i w_i e₁ᵀ log(T_i) e₁``, an unbiased-in-the-limit estimate of ``log|P̂⁻¹ K̂|``.
   """
   tri = cg_lib.cg_tridiagonals(alpha, beta, steps)
+  validation.check_array(weights, "weights", shape=(alpha.shape[1],), dtype_kind="f")
   evals, evecs = jnp.linalg.eigh(tri)
   evals = jnp.maximum(evals, jnp.finfo(evals.dtype).tiny)
   quad = jnp.sum(evecs[:, 0, :] ** 2 * jnp.log(evals), -1)
@@ -174,7 +250,11 @@ def _forward(operator, settings, params, x, r, eps_low, eps_noise):
   logdet = pre.logdet() + slq
   data_fit = jnp.dot(r, u)
   value = -0.5 * data_fit - 0.5 * logdet - 0.5 * n * math.log(2 * math.pi)
-  info = MLLInfo(converged=jnp.all(res.converged), num_iters=jnp.max(res.num_iters),
+  # A non-finite product (e.g. an infinite kernel scale) freezes CG with a finite but meaningless
+  # iterate; mbcg then reports a NaN residual, and the value must be NaN, never finite and wrong.
+  finite = jnp.all(jnp.isfinite(res.rel_residual)) & jnp.isfinite(value)
+  value = jnp.where(finite, value, jnp.nan)
+  info = MLLInfo(converged=jnp.all(res.converged) & finite, num_iters=jnp.max(res.num_iters),
                  max_rel_residual=jnp.max(res.rel_residual), logdet=logdet, data_fit=data_fit)
   return value, info, (u, sol[:, 1:], pz)
 
@@ -197,11 +277,13 @@ def _core_bwd(operator, settings, res, cot):
   a = jnp.concatenate([0.5 * u[:, None], (-0.5 / t) * kinv_z], 1)
   b = jnp.concatenate([u[:, None], pz], 1)
 
-  def quad(p):
-    return jnp.sum(a * operator.matmul(operator.prepare(p, x), b))
+  def quad(p, xx):
+    return jnp.sum(a * operator.matmul(operator.prepare(p, xx), b))
 
-  (grad_params,) = jax.vjp(quad, params)[1](g)
-  return (grad_params, _zeros_cotangent(x), -g * u, _zeros_cotangent(eps_low),
+  # Inputs enter K̂ exactly like hyperparameters, so the same trace estimator gives ∂/∂X (deep
+  # kernel learning: X is the output of a network).
+  grad_params, grad_x = jax.vjp(quad, params, x)[1](g)
+  return (grad_params, grad_x, -g * u, _zeros_cotangent(eps_low),
           _zeros_cotangent(eps_noise))
 
 
@@ -215,7 +297,7 @@ def _mean_residual(params, y, zero_mean):
 def bbmm_mll(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Array,
              settings: Settings = Settings(), *, zero_mean: bool = False
              ) -> tuple[jax.Array, MLLInfo]:
-  """Stochastic BBMM marginal log likelihood and diagnostics (differentiable in ``params``).
+  """Stochastic BBMM marginal log likelihood and diagnostics (differentiable in ``params``, ``x``).
 
   Args:
     key: PRNG key for the probes ``z ~ N(0, P̂)`` (same key ⇒ same value).
@@ -227,12 +309,23 @@ def bbmm_mll(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Array,
     zero_mean: ignore ``params.mean`` (a zero-mean GP).
 
   Returns:
-    ``(log p(y), MLLInfo)``. The gradient w.r.t. ``params`` uses the trace estimator; ``x`` gets
-    no gradient. Check ``info.converged`` (or use :func:`check_converged`).
+    ``(log p(y), MLLInfo)``. The gradients w.r.t. ``params`` and ``x`` use the trace estimator.
+    ``info.converged`` is False whenever CG missed ``cg_tol`` or the value is not finite (a
+    non-finite kernel product gives a NaN value, never a finite wrong one). Called eagerly, a
+    non-converged evaluation warns (:class:`ConvergenceWarning`) or, with ``settings.strict``,
+    raises :class:`ConvergenceError`; under ``jit`` ``strict`` turns it into a NaN value.
   """
-  _check(operator, params, x, y, settings)
+  check_inputs(operator, params, x, y, settings)
   key = jax.random.key(key) if isinstance(key, int) else key
-  return _bbmm_mll_jit(operator, settings, zero_mean, key, params, x, y)
+  value, info = _bbmm_mll_jit(operator, settings, zero_mean, key, params, x, y)
+  chex.assert_shape([value, info.converged, info.max_rel_residual], ())
+  if _concrete(info.converged):
+    report_convergence(info, strict=settings.strict, context="bbmm_mll")
+  return value, info
+
+
+def _concrete(*arrays) -> bool:
+  return all(validation.is_concrete(a) for a in arrays)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
@@ -246,13 +339,20 @@ def _bbmm_mll_jit(operator, settings, zero_mean, key, params, x, y):
   r = _mean_residual(params, y, zero_mean)
   value, info = _bbmm_core(operator, settings, params, x, r, eps_low, eps_noise)
   value = value + operator.trace_term(operator.prepare(params, x))
+  info = info._replace(converged=info.converged & jnp.isfinite(value))
+  if settings.strict:
+    value = jnp.where(info.converged, value, jnp.nan)
   return value, info
 
 
 def cholesky_mll(operator, params: ops.GPParams, x, y: jax.Array, *, zero_mean: bool = False
                  ) -> jax.Array:
-  """Exact ``log p(y)`` by dense Cholesky of the operator's ``K̂`` (autodiff gradients)."""
-  _check(operator, params, x, y, None)
+  """Exact ``log p(y)`` by dense Cholesky of the operator's ``K̂`` (autodiff gradients).
+
+  A ``K̂`` that is not positive definite in the working precision gives NaN (never a finite
+  value); :func:`mll` reports it as not converged.
+  """
+  check_inputs(operator, params, x, y, None)
   return _cholesky_mll_jit(operator, zero_mean, params, x, y)
 
 
@@ -281,40 +381,40 @@ def mll(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Array,
       like GPyTorch's fallback for ``n ≤ 800``).
 
   Returns:
-    ``(value, MLLInfo)``; the Cholesky path reports ``converged=True`` and zero iterations.
+    ``(value, MLLInfo)``. The Cholesky path reports zero iterations, a zero residual and
+    ``converged = isfinite(value)`` (a float32 Cholesky of a nearly singular ``K̂`` gives NaN).
+    Eager calls warn once per call, or raise with ``settings.strict``, when not converged.
   """
   validation.check_in(method, "method", ("auto", "bbmm", "cholesky"))
+  check_inputs(operator, params, x, y, settings)
   n = y.shape[0]
   if method == "cholesky" or (method == "auto" and n <= settings.cholesky_size):
     value = cholesky_mll(operator, params, x, y, zero_mean=zero_mean)
+    chex.assert_shape(value, ())
     nan = jnp.full((), jnp.nan, y.dtype)
-    return value, MLLInfo(jnp.bool_(True), jnp.int32(0), jnp.zeros((), y.dtype), nan, nan)
+    finite = jnp.isfinite(value)
+    info = MLLInfo(finite, jnp.int32(0), jnp.where(finite, 0.0, jnp.nan).astype(y.dtype), nan,
+                   nan)
+    if _concrete(finite):
+      report_convergence(info, strict=settings.strict, context="mll", cholesky=True)
+    elif settings.strict:
+      value = jnp.where(finite, value, jnp.nan)
+    return value, info
   return bbmm_mll(key, operator, params, x, y, settings, zero_mean=zero_mean)
 
 
 def check_converged(info: MLLInfo) -> MLLInfo:
   """Raises :class:`ConvergenceError` (on the host) if the mBCG solve did not converge."""
-  if not bool(np.all(np.asarray(info.converged))):
-    raise ConvergenceError(
-        f"mBCG did not converge: relative residual {float(np.max(info.max_rel_residual)):.3g} "
-        f"after {int(np.max(info.num_iters))} iterations; the kernel matrix is ill-conditioned "
-        "(raise the noise, add jitter, or raise max_cg_iters)")
+  msg = _convergence_message(info, "check_converged")
+  if msg is not None:
+    raise ConvergenceError(msg)
   return info
 
 
-def _check(operator, params, x, y, settings):
+def check_inputs(operator, params, x, y, settings=None):
+  """Validates GP data, (operator-specific) kernel parameters and, if given, :class:`Settings`."""
   ops.check_gp_inputs(params, x, y)
   if isinstance(operator.kernel, str) or isinstance(operator.kernel, tuple):
     kernels.check_params(operator.kernel, params.kernel, x.shape[1], "params.kernel")
   if settings is not None:
-    if not isinstance(settings, Settings):
-      raise TypeError(f"settings must be a Settings, got {type(settings).__name__}")
-    validation.check_positive(settings.cg_tol, "settings.cg_tol")
-    if settings.num_probes < 1:
-      raise ValueError(f"settings.num_probes must be >= 1, got {settings.num_probes}")
-    validation.check_in(settings.precond_form, "settings.precond_form",
-                        ("woodbury", "orthogonal"))
-    if settings.min_lanczos < 0:
-      raise ValueError(f"settings.min_lanczos must be >= 0, got {settings.min_lanczos}")
-    if settings.max_cg_iters < 1:
-      raise ValueError(f"settings.max_cg_iters must be >= 1, got {settings.max_cg_iters}")
+    check_settings(settings)

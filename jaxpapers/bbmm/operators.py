@@ -266,6 +266,13 @@ def toeplitz_matmul(col: jax.Array, v: jax.Array, axis: int = 0) -> jax.Array:
 
   ``T`` is embedded in a ``2m`` circulant ``[c_0 … c_{m−1}, 0, c_{m−1} … c_1]``.
   """
+  validation.check_array(col, "col", ndim=1, dtype_kind="f")
+  validation.check_array(v, "v", dtype_kind="f")
+  if not -v.ndim <= axis < v.ndim:
+    raise ValueError(f"axis must be in [-{v.ndim}, {v.ndim}), got {axis}")
+  if col.shape[0] == 0 or v.shape[axis] != col.shape[0]:
+    raise ValueError(f"v must have {col.shape[0]} (= len(col) >= 1) entries along axis {axis}, "
+                     f"got shape {v.shape}")
   m = col.shape[0]
   circ = jnp.concatenate([col, jnp.zeros((1,), col.dtype), col[:0:-1]])
   v = jnp.moveaxis(v, axis, 0)
@@ -423,13 +430,18 @@ def check_gp_inputs(params: GPParams, x, y=None, *, name_x: str = "x", name_y: s
   if not isinstance(params, GPParams):
     raise TypeError(f"params must be a GPParams, got {type(params).__name__}")
   validation.check_array(x, name_x, ndim=2, dtype_kind="f", finite=True)
+  if x.shape[0] == 0 or x.shape[1] == 0:
+    raise ValueError(f"{name_x} must have at least one row and one column, got shape {x.shape}")
   if y is not None:
     validation.check_array(y, name_y, ndim=1, dtype_kind="f", finite=True)
     if y.shape[0] != x.shape[0]:
       raise ValueError(f"{name_y} has {y.shape[0]} entries but {name_x} has {x.shape[0]} rows")
   validation.check_array(params.noise, "params.noise", ndim=0, dtype_kind="f")
-  if validation.is_concrete(params.noise) and not float(np.asarray(params.noise)) > 0:
-    raise ValueError(f"params.noise must be > 0, got {np.asarray(params.noise)}")
+  if validation.is_concrete(params.noise):
+    noise = float(np.asarray(params.noise))
+    if not (np.isfinite(noise) and noise > 0):
+      raise ValueError(f"params.noise must be finite and > 0, got {noise}")
+  validation.check_array(params.mean, "params.mean", ndim=0, dtype_kind="f", finite=True)
   if params.inducing is not None:
     validation.check_array(params.inducing, "params.inducing", ndim=2, dtype_kind="f", finite=True)
     if params.inducing.shape[1] != x.shape[1]:

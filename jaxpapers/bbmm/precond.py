@@ -37,7 +37,11 @@ def pivoted_cholesky(diag: jax.Array, row_fn: Callable[[jax.Array], jax.Array], 
   Returns:
     ``(L, pivots)``: ``(n, k)`` factor and ``(k,)`` pivot indices.
   """
-  validation.check_array(diag, "diag", ndim=1, dtype_kind="f")
+  validation.check_array(diag, "diag", ndim=1, dtype_kind="f", finite=True)
+  if validation.is_concrete(diag) and bool(jnp.any(diag < 0)):
+    raise ValueError("diag must be >= 0 (the diagonal of a PSD matrix)")
+  if isinstance(rank, bool) or not isinstance(rank, int):
+    raise TypeError(f"rank must be an int, got {rank!r}")
   if rank < 0:
     raise ValueError(f"rank must be >= 0, got {rank}")
   n = diag.shape[0]
@@ -129,12 +133,16 @@ def make_preconditioner(lmat: jax.Array, noise: jax.Array, *, orthogonal: bool =
 
   Args:
     lmat: ``(n, k)`` factor.
-    noise: ``σ² > 0``.
+    noise: ``σ² > 0`` (a concrete non-positive or non-finite value raises ``ValueError``).
     orthogonal: use the orthogonal form (QR of ``L`` and an eigendecomposition of the ``k × k``
       ``R Rᵀ``, ``O(n k²)`` once), which stays positive definite in float32 whatever ``s²/σ²``;
       the default Woodbury form is cheaper per CG iteration (two thin products instead of five).
   """
-  validation.check_array(lmat, "lmat", ndim=2, dtype_kind="f")
+  validation.check_array(lmat, "lmat", ndim=2, dtype_kind="f", finite=True)
+  if validation.is_concrete(noise):
+    value = float(jnp.asarray(noise))  # σ² = 0 makes P̂ singular for k < n: P̂⁻¹ = inf
+    if not (jnp.isfinite(value) and value > 0):
+      raise ValueError(f"noise must be finite and > 0 for the preconditioner, got {value}")
   k = lmat.shape[1]
   noise = jnp.asarray(noise, lmat.dtype)
   if orthogonal and k > 0:

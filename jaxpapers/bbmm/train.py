@@ -20,6 +20,8 @@ import numpy as np
 import optax
 
 from jaxpapers._src import loop, metrics, prng, validation
+from jaxpapers._src import workdir as workdir_lib
+from jaxpapers.bbmm import config as config_lib
 from jaxpapers.bbmm import data as data_lib
 from jaxpapers.bbmm import kernels
 from jaxpapers.bbmm import likelihood as mll_lib
@@ -74,14 +76,23 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     on_chunk: callback ``(state, step, last_metrics)`` after each chunk.
 
   Returns:
-    ``(params, history)``; history holds per-step ``loss`` (−MLL/n), ``noise``, ``converged`` and
-    ``num_iters``.
+    ``(params, history)``; history holds per-step ``loss`` (−MLL/n), ``noise``, ``converged``,
+    ``num_iters`` and ``max_rel_residual``. If any step did not converge (or its likelihood was
+    not finite), one :class:`~jaxpapers.bbmm.likelihood.ConvergenceWarning` names the worst
+    residual and iteration count; with ``settings.strict`` a
+    :class:`~jaxpapers.bbmm.likelihood.ConvergenceError` is raised instead.
   """
   ops.check_gp_inputs(params, x, y)
+  mll_lib.check_settings(settings)
+  if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
+    raise TypeError(f"num_steps must be an int, got {num_steps!r}")
   kernels.check_params(operator.kernel, params.kernel, x.shape[1], "params.kernel")
   if num_steps < 0:
     raise ValueError(f"num_steps must be >= 0, got {num_steps}")
   validation.check_positive(learning_rate, "learning_rate")
+  if not np.isfinite(learning_rate):
+    raise ValueError(f"learning_rate must be finite, got {learning_rate}")
+  validation.check_positive(noise_floor, "noise_floor", allow_zero=True)
   validation.check_in(method, "method", ("auto", "bbmm", "cholesky"))
   n = y.shape[0]
   opt = optax.adam(learning_rate)
@@ -101,11 +112,19 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     updates, opt_state = opt.update(g, st.opt_state, st.raw)
     raw = optax.apply_updates(st.raw, updates)
     m = {"loss": loss, "noise": from_unconstrained(raw, noise_floor).noise,
-         "converged": info.converged, "num_iters": info.num_iters}
+         "converged": info.converged, "num_iters": info.num_iters,
+         "max_rel_residual": info.max_rel_residual}
     return TrainState(raw, opt_state, st.key), m
 
   state, hist = loop.run_chunked(step_fn, state, num_steps, chunk_size=chunk_size,
                                  progress=progress, on_chunk=on_chunk, desc="fit")
+  if num_steps:
+    bad = int(np.sum(~np.asarray(hist["converged"], bool)))
+    nan = np.full_like(hist["max_rel_residual"], np.nan)
+    info = mll_lib.MLLInfo(hist["converged"], hist["num_iters"], hist["max_rel_residual"], nan, nan)
+    chol = method == "cholesky" or (method == "auto" and n <= settings.cholesky_size)
+    mll_lib.report_convergence(info, strict=settings.strict,
+                               context=f"fit ({bad} of {num_steps} steps)", cholesky=chol)
   return from_unconstrained(state.raw, noise_floor), hist
 
 
@@ -122,7 +141,12 @@ def init_params(config, x_train: np.ndarray, kernel_spec, dtype, key=None, num_i
 
 
 def _settings(config) -> mll_lib.Settings:
-  return mll_lib.Settings(**{k: config.settings[k] for k in mll_lib.Settings._fields})
+  unknown = sorted(set(config.settings.keys()) - set(mll_lib.Settings._fields))
+  if unknown:
+    raise ValueError(f"config.settings has unknown fields {unknown}; known: "
+                     f"{list(mll_lib.Settings._fields)}")
+  fields = {k: config.settings[k] for k in mll_lib.Settings._fields if k in config.settings}
+  return mll_lib.check_settings(mll_lib.Settings(**fields), "config.settings")
 
 
 def _dataset(config, key):
@@ -164,7 +188,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     final_loss, all_converged, ...}}``; also written to ``<workdir>/results.json`` and, per step
     chunk and per model, to ``<workdir>/metrics.jsonl``.
   """
-  os.makedirs(workdir, exist_ok=True)
+  config_lib.check_config(config)
+  settings = _settings(config)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   key = jax.random.key(config.seed)
   k_data, k_split, k_ind, k_fit = jax.random.split(key, 4)
   x, y = _dataset(config, k_data)
@@ -173,7 +199,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
   xtr, ytr = jnp.asarray(sp.x_train, dtype), jnp.asarray(sp.y_train, dtype)
   xte, yte = jnp.asarray(sp.x_test, dtype), jnp.asarray(sp.y_test, dtype)
-  settings = _settings(config)
   out: dict[str, Any] = {"dataset": config.dataset, "n_train": int(xtr.shape[0]),
                          "n_test": int(xte.shape[0]), "dim": int(xtr.shape[1])}
   writer = metrics.MetricsWriter(os.path.join(workdir, "metrics.jsonl"), log=False)

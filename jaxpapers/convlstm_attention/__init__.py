@@ -27,7 +27,9 @@ from jaxpapers.convlstm_attention.data import synthetic_clip as synthetic_clip
 from jaxpapers.convlstm_attention.model import MODELS as MODELS
 from jaxpapers.convlstm_attention.model import apply_network as apply_network
 from jaxpapers.convlstm_attention.model import init_network as init_network
+from jaxpapers.convlstm_attention.train import FullPassEval as FullPassEval
 from jaxpapers.convlstm_attention.train import format_table as format_table
+from jaxpapers.convlstm_attention.train import full_pass_eval as full_pass_eval
 from jaxpapers.convlstm_attention.train import make_train as make_train
 from jaxpapers.convlstm_attention.train import train_and_evaluate as train_and_evaluate
 from jaxpapers.convlstm_attention.train import train_model as train_model

@@ -159,6 +159,9 @@ def count_params(params) -> int:
 
 def zero_state(batch: int, height: int, width: int, c: int, dtype=jnp.float32) -> LSTMState:
   """All-zero initial carry."""
+  for name, v in (("batch", batch), ("height", height), ("width", width), ("c", c)):
+    if not isinstance(v, (int, np.integer)) or v < 0:
+      raise ValueError(f"{name} must be a non-negative int, got {v!r}")
   z = jnp.zeros((batch, height, width, c), dtype)
   return LSTMState(z, z)
 

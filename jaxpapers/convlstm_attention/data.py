@@ -89,7 +89,15 @@ def _render_sprite(x, y, scale, angle, size, sharpness=3.0):
 
 def synthetic_clip(key: jax.Array, label, *, num_frames: int = 16, size: int = 32,
                    clutter: bool = True, distractor: bool = True, noise: float = 0.05) -> jax.Array:
-  """One synthetic gesture clip ``[T, size, size, 3]`` in [0, 1] whose class is ``label``."""
+  """One synthetic gesture clip ``[T, size, size, 3]`` in [0, 1] whose class is ``label``.
+
+  ``label`` must lie in ``[0, len(CLASSES))`` (checked when concrete).
+  """
+  _check_clip_shape(num_frames, size)
+  if not isinstance(label, jax.core.Tracer):
+    lab = np.asarray(label)
+    if lab.ndim or lab.dtype.kind not in "iu" or not 0 <= int(lab) < len(CLASSES):
+      raise ValueError(f"label must be an int in [0, {len(CLASSES)}), got {label!r}")
   k_traj, k_col, k_bg, k_dis, k_noise = jax.random.split(key, 5)
   x, y, scale, angle = _trajectory(k_traj, label, num_frames, size)
   sprite = jax.vmap(lambda a, b, c, d: _render_sprite(a, b, c, d, size))(x, y, scale, angle)
@@ -111,12 +119,21 @@ def synthetic_clip(key: jax.Array, label, *, num_frames: int = 16, size: int = 3
   return jnp.clip(frames, 0.0, 1.0)
 
 
+def _check_clip_shape(num_frames, size):
+  for name, v in (("num_frames", num_frames), ("size", size)):
+    if not isinstance(v, (int, np.integer)) or v < 1:
+      raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
 def synthetic_batch(key: jax.Array, batch_size: int, *, num_frames: int = 16, size: int = 32,
                     num_classes: int = len(CLASSES), clutter: bool = True,
                     distractor: bool = True) -> Clips:
   """A batch of synthetic clips with uniformly drawn labels (vmapped :func:`synthetic_clip`)."""
   if not 2 <= num_classes <= len(CLASSES):
     raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
+  if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+  _check_clip_shape(num_frames, size)
   k_lab, k_clip = jax.random.split(key)
   labels = jax.random.randint(k_lab, (batch_size,), 0, num_classes)
   keys = jax.random.split(k_clip, batch_size)

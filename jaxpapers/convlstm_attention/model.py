@@ -113,6 +113,12 @@ def _check_clips(clips):
     raise ValueError(f"clips must have rank 5 [B, T, H, W, C], got shape {getattr(clips, 'shape', None)}")
   if clips.shape[-1] != 3:
     raise ValueError(f"clips must have 3 (RGB) channels in the last axis, got {clips.shape[-1]}")
+  if not jnp.issubdtype(clips.dtype, jnp.floating):
+    raise TypeError(f"clips must be floating point in [0, 1] (convert uint8 frames with / 255), "
+                    f"got dtype {clips.dtype}")
+  if 0 in clips.shape[:4]:
+    raise ValueError(f"clips must be non-empty in batch, time and space, got shape "
+                     f"{tuple(clips.shape)}")
 
 
 def apply_network(params: dict, clips: jax.Array, config: ml_collections.ConfigDict, *,

@@ -114,3 +114,34 @@ register(Reproduction(
     summary=lambda m: (f"(a) {100 * m['acc_a']:.1f}%, order-free {100 * m['acc_order_free']:.1f}%, "
                        f"single-frame {100 * m['acc_single_frame']:.1f}% (chance {100 * m['chance']:.0f}%)"),
     seeds=_SEEDS, scale_note=_NOTE))
+
+# Cell parameter counts at C_in = C = 256, k = 3, from the reference implementation's layer shapes
+# (ConvLSTM and variants (a)-(d)); (c) and (d) share their count.
+REFERENCE_CELL_PARAMS = {"convlstm": 4_719_616, "a": 529_920, "b": 668_160, "c": 602_368,
+                         "d": 602_368}
+
+
+def _run_cell_params(scale, seeds, workdir):
+  del scale, seeds, workdir
+  return {f"params_{v}": int(_cell_params(v, 256, 256)) for v in REFERENCE_CELL_PARAMS}
+
+
+def _check_cell_params(m, scale):
+  del scale
+  return all(m[f"params_{v}"] == n for v, n in REFERENCE_CELL_PARAMS.items())
+
+
+register(Reproduction(
+    paper="convlstm_attention", name="gate_parameters",
+    claim="removing the convolutions from the gates (a) cuts the cell to ~11% of ConvLSTM's "
+          "parameters; the attention variants (b)-(d) add little on top (cell counts equal the "
+          "reference architecture's at 256 channels)",
+    paper_value="ConvLSTM 4,719,616; (a) 529,920; (b) 668,160; (c)/(d) 602,368 (reference shapes)",
+    run=_run_cell_params, check=_check_cell_params,
+    summary=lambda m: (f"ConvLSTM {m['params_convlstm']:,}; (a) {m['params_a']:,} "
+                       f"({m['params_a'] / m['params_convlstm']:.3f}×); (b) {m['params_b']:,}; "
+                       f"(c) {m['params_c']:,}; (d) {m['params_d']:,}"),
+    seeds={"smoke": (0,), "quick": (0,), "cpu": (0,), "full": (0,)},
+    scale_note={s: "cell parameter counts at C_in = C = 256, k = 3 (no training); the accuracy "
+                   "claims are checked by the cpu tier" for s in ("smoke", "quick", "cpu", "full")},
+    budget_s={"smoke": 5, "quick": 5, "cpu": 5}))

@@ -14,6 +14,7 @@ import numpy as np
 import optax
 
 from jaxpapers._src import checkpoint, loop, metrics, prng
+from jaxpapers._src import workdir as workdir_lib
 from jaxpapers.convlstm_attention import data, model
 
 
@@ -61,12 +62,81 @@ def loss_fn(params, batch: data.Clips, config):
   return loss, acc
 
 
+class FullPassEval(NamedTuple):
+  """Result of a deterministic pass over an evaluation set.
+
+  Attributes:
+    correct: number of clips classified correctly.
+    count: number of clips evaluated (each real clip exactly once; padding excluded).
+  """
+
+  correct: jax.Array
+  count: jax.Array
+
+
+def full_pass_eval(params, clips: jax.Array, labels: jax.Array,
+                   config: ml_collections.ConfigDict, *, batch_size: int | None = None
+                   ) -> FullPassEval:
+  """Evaluates every clip of ``(clips, labels)`` exactly once, in order, in fixed-size batches.
+
+  The ``n`` clips are zero-padded to a multiple of ``batch_size`` (default
+  ``config.batch_size``) and run batch after batch (``lax.map``); padded rows are masked out of
+  both counts, so ``correct / count`` is the accuracy over exactly the ``n`` clips, independent
+  of the batch size (the network has no cross-example operations). Deterministic: no key. Pure
+  and jittable; ``vmap`` over stacked ``params`` evaluates several seeds.
+
+  Args:
+    params: network parameters.
+    clips: ``(n, T, H, W, 3)`` clips, ``n >= 1``.
+    labels: ``(n,)`` integer labels in ``[0, config.num_classes)``.
+    config: the model config.
+    batch_size: clips per batch.
+
+  Returns:
+    A :class:`FullPassEval`.
+  """
+  model._check_clips(clips)
+  if not hasattr(labels, "ndim") or labels.ndim != 1 or labels.shape[0] != clips.shape[0]:
+    raise ValueError(f"labels must have shape ({clips.shape[0]},) to match clips, got "
+                     f"{getattr(labels, 'shape', None)}")
+  if np.dtype(labels.dtype).kind not in "iu":
+    raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+  if not isinstance(labels, jax.core.Tracer) and labels.shape[0]:
+    lo, hi = int(np.min(np.asarray(labels))), int(np.max(np.asarray(labels)))
+    if lo < 0 or hi >= config.num_classes:
+      raise ValueError(f"labels must lie in [0, {config.num_classes}), got range [{lo}, {hi}]")
+  n = int(clips.shape[0])
+  if n < 1:
+    raise ValueError("clips must hold at least one clip to evaluate, got 0")
+  bs = int(config.batch_size if batch_size is None else batch_size)
+  if bs < 1:
+    raise ValueError(f"batch_size must be a positive int, got {bs}")
+  bs = min(bs, n)
+  num_batches = -(-n // bs)
+  pad = num_batches * bs - n
+  clips = jnp.pad(jnp.asarray(clips), [(0, pad)] + [(0, 0)] * (clips.ndim - 1))
+  labels = jnp.pad(jnp.asarray(labels), (0, pad))
+  valid = jnp.arange(num_batches * bs) < n
+
+  def one(batch):
+    c, y, v = batch
+    hit = (jnp.argmax(model.apply_network(params, c, config), -1) == y) & v
+    return jnp.sum(hit, dtype=jnp.int32), jnp.sum(v, dtype=jnp.int32)
+
+  correct, count = jax.lax.map(one, (clips.reshape((num_batches, bs) + clips.shape[1:]),
+                                     labels.reshape(num_batches, bs),
+                                     valid.reshape(num_batches, bs)))
+  return FullPassEval(jnp.sum(correct), jnp.sum(count))
+
+
 def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = None):
   """Returns ``(init, step, evaluate)`` for one seed; callers vmap them over seeds.
 
   * ``init(key) -> TrainState``
   * ``step(state, step_index) -> (state, {"loss", "accuracy"})``
-  * ``evaluate(params, key) -> accuracy`` on ``config.eval_size`` held-out clips.
+  * ``evaluate(params, key) -> accuracy``: on synthetic data, ``config.eval_size`` fresh clips
+    drawn from ``key``; on loaded ``arrays``, a deterministic full pass over every clip exactly
+    once (:func:`full_pass_eval`; ``key`` is unused).
   """
   optimizer = make_optimizer(config)
   get_batch = batch_fn(config, arrays)
@@ -84,6 +154,10 @@ def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = No
     return TrainState(params, opt_state, state.key), {"loss": loss, "accuracy": acc}
 
   def evaluate(params, key):
+    if arrays is not None:
+      del key
+      res = full_pass_eval(params, arrays.clips, arrays.labels, config)
+      return res.correct / res.count
     n_batches = max(config.eval_size // config.batch_size, 1)
     keys = jax.random.split(key, n_batches)
 
@@ -104,7 +178,10 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
 
   Checkpoints after every chunk under ``workdir`` so a killed run resumes; returns per-seed test
   accuracy, parameter counts, final training loss and the wall time (and, with
-  ``return_params``, the trained parameters stacked over seeds).
+  ``return_params``, the trained parameters stacked over seeds). With ``eval_arrays`` the test
+  accuracy is a deterministic full pass over every evaluation clip exactly once
+  (:func:`full_pass_eval`, ``eval_clips`` in the result); otherwise ``config.eval_size`` fresh
+  synthetic clips from a seed-derived stream.
   """
   init, step, evaluate = make_train(config, arrays)
   seed_keys = jnp.stack([jax.random.key(s) for s in config.seeds])
@@ -114,13 +191,14 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
   writer = metrics.MetricsWriter(None if workdir is None else os.path.join(workdir, "metrics.jsonl"),
                                  log=False)
   if workdir is not None:
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"))
+    # The learning-rate schedule depends on num_steps: only these fields may change on resume.
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"), config=config,
+                                   ignore=("chunk_size", "variants", "controls", "eval_size"))
     restored = ckpt.restore(state)
     if restored is not None:
       state, start = restored
 
-  def on_chunk(st, s, last):
-    writer.write(s, loss=np.mean(last["loss"]), accuracy=np.mean(last["accuracy"]))
+  def on_chunk(st, s, last):  # run_chunked has written the chunk's steps (one value per seed)
     if ckpt is not None:
       ckpt.save(s, st)
 
@@ -128,15 +206,22 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
   name = config.variant if config.model == "convlstm_net" else config.model
   state, hist = loop.run_chunked(jax.vmap(step, in_axes=(0, None)), state, config.num_steps,
                                  chunk_size=config.chunk_size, start_step=start, desc=name,
-                                 progress=progress, on_chunk=on_chunk)
+                                 progress=progress, on_chunk=on_chunk, writer=writer)
+  if workdir is not None:  # the whole run's history, also when it was killed and resumed
+    hist = metrics.read_history(os.path.join(workdir, "metrics.jsonl"), ("loss", "accuracy"),
+                                first_step=1, last_step=config.num_steps)
   train_seconds = time.perf_counter() - t0
+  eval_clips = None
   if eval_arrays is not None:
-    eval_config = config.copy_and_resolve_references()
-    eval_config.batch_size = min(config.batch_size, int(eval_arrays.labels.shape[0]))
-    _, _, evaluate = make_train(eval_config, eval_arrays)
-  test_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1_000_003))(seed_keys)
-  # The same held-out stream for every model: derived from the seed, not the model.
-  acc = np.asarray(jax.jit(jax.vmap(evaluate))(state.params, test_keys))
+    full = jax.jit(jax.vmap(lambda p, c, y: full_pass_eval(p, c, y, config),
+                            in_axes=(0, None, None)))
+    res = full(state.params, jnp.asarray(eval_arrays.clips), jnp.asarray(eval_arrays.labels))
+    acc = np.asarray(res.correct) / np.asarray(res.count)
+    eval_clips = int(np.asarray(res.count)[0])
+  else:
+    test_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1_000_003))(seed_keys)
+    # The same held-out stream for every model: derived from the seed, not the model.
+    acc = np.asarray(jax.jit(jax.vmap(evaluate))(state.params, test_keys))
   params0 = jax.tree.map(lambda p: p[0], state.params)
   result = {
       "model": config.model, "variant": name, "seeds": list(config.seeds),
@@ -144,7 +229,7 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
       "cell_params": model.cell_param_count(params0),
       "total_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params0))),
       "final_train_loss": float(np.mean(hist["loss"][-min(20, len(hist["loss"])):])) if len(hist.get("loss", [])) else None,
-      "train_seconds": train_seconds, "steps": config.num_steps,
+      "train_seconds": train_seconds, "steps": config.num_steps, "eval_clips": eval_clips,
   }
   writer.write(config.num_steps, test_accuracy=result["mean_accuracy"])
   writer.close()
@@ -168,7 +253,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Results are written after each model, so a killed run keeps what finished (and its
   checkpoints let the interrupted model resume).
   """
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   out_path = os.path.join(workdir, "results.json")
   results = {}
   if os.path.exists(out_path):

@@ -44,11 +44,14 @@ it did, loses if it lost more, ties otherwise; the win rate counts a tie as half
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpapers.defogger import train, world
+from jaxpapers._src.validation import check_array
+from jaxpapers.defogger import dataset, world
+from jaxpapers.defogger.predict import predict
 
 BUILDINGS = np.asarray(world.BUILDING_TYPES)
 ARMY = np.array([2, 3, 4])  # infantry, heavy, air
@@ -94,7 +97,14 @@ def make_orders(choice, frame, target, strategy0) -> world.BotOrders:
 
 def pick_target(exist: jax.Array, kernel: int, stride: int) -> jax.Array:
   """``(x, y)`` centre of the cell maximising the summed enemy-building existence ``exist[G, G, N]``
-  (rows index y, columns x)."""
+  (rows index y, columns x).
+
+  Raises:
+    ValueError: if ``exist`` is not ``[G, G, N]`` or (concrete) holds NaN/inf, which has no
+      maximising cell.
+  """
+  check_array(exist, "exist", ndim=3, shape=(None, None, world.NUM_TYPES), finite=True)
+  chex.assert_rank(exist, 3)
   score = exist[..., BUILDINGS].sum(-1)
   g = score.shape[0]
   row, col = jnp.unravel_index(jnp.argmax(score), score.shape)
@@ -127,7 +137,14 @@ def memory_target(enemy_in: jax.Array, visible: jax.Array, t_d, own_start, start
   The centre of the cell where an enemy building was seen most recently (ties: more buildings);
   if none was ever seen, a uniformly random candidate start location other than ``own_start``
   (with ``eliminate_scouted``, also other than those whose cell was visible at some step).
+
+  Raises:
+    ValueError: if ``enemy_in`` is not ``[T, G, G, N]``, ``visible`` not ``[T, G, G]``, or
+      (concrete) ``enemy_in`` holds NaN/inf.
   """
+  check_array(enemy_in, "enemy_in", ndim=4, shape=(None, None, None, world.NUM_TYPES), finite=True)
+  check_array(visible, "visible", ndim=3, shape=tuple(enemy_in.shape[:3]))
+  chex.assert_rank([enemy_in, visible], [4, 3])
   t, g = enemy_in.shape[:2]
   steps = jnp.arange(t)
   upto = steps <= t_d
@@ -176,12 +193,12 @@ def play(key: jax.Array, num_games: int, gcfg: world.GameConfig, orders: world.B
 
 def observe(key: jax.Array, num_games: int, config):
   """The scripted games of ``key`` and player 0's sequences of them."""
-  games = world.generate_games(key, num_games, train.game_config(config))
-  seqs = jax.vmap(lambda g: train.sequence_features(g, 0, config))(games)
+  games = world.generate_games(key, num_games, dataset.game_config(config))
+  seqs = jax.vmap(lambda g: dataset.sequence_features(g, 0, config))(games)
   return games, seqs
 
 
-def _decisions(games: world.Game, seqs: train.Dataset, key, config, t_d: int, army=None,
+def _decisions(games: world.Game, seqs: dataset.Dataset, key, config, t_d: int, army=None,
                exist=None):
   """``{bot: (composition [G, 3], target [G, 2])}`` for every bot at decision step ``t_d``."""
   k, s = config.kernel, config.stride
@@ -212,13 +229,13 @@ def evaluate_bots(key: jax.Array, num_games: int, config, module=None, params=No
   "decision_frame": F_d}``.
   """
   k_games, k_rand = jax.random.split(key)
-  gcfg = train.game_config(config)
+  gcfg = dataset.game_config(config)
   games, seqs = jax.jit(lambda kk: observe(kk, num_games, config))(k_games)
   t_d = decision_step(int(config.bot_decision_frame), config.skip, seqs.x.shape[1])
   frame = (t_d + 1) * config.skip
   army = exist = None
   if module is not None:
-    _, e, _, a = train.predict(module, params, seqs, config)
+    _, e, _, a = predict(module, params, seqs, config)
     army, exist = a[:, :, -1], e[..., list(config.horizons).index(0), :]
   decisions = _decisions(games, seqs, k_rand, config, t_d, army, exist)
   play_fn = jax.jit(lambda kk, o: play(kk, num_games, gcfg, o))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,13 +71,25 @@ def count_units(x, y, types, mask, *, map_size: int, kernel: int, stride: int,
   ``W = S`` each unit lands in exactly one cell and with ``W = 2S`` interior units land in four.
 
   Raises:
-    ValueError: positions outside ``[0, map_size)``, unknown unit types or ``W < S`` (checked on
-      concrete inputs before any work).
+    ValueError: positions outside ``[0, map_size)`` or NaN (a NaN position is in no cell, so it
+      would silently not be counted), unknown unit types, shapes that disagree or ``W < S``
+      (checked on concrete inputs before any work; under ``jit`` a live unit with a NaN position
+      makes every count of its type NaN).
+    TypeError: on non-integer ``types``.
   """
   g = grid_size(map_size, kernel, stride)
-  if not isinstance(x, jax.core.Tracer):
+  x, y, types, mask = (jnp.asarray(a) for a in (x, y, types, mask))
+  if x.ndim != 1 or y.shape != x.shape or types.shape != x.shape or mask.shape != x.shape:
+    raise ValueError(f"x, y, types and mask must be vectors of one length, got shapes {x.shape}, "
+                     f"{y.shape}, {types.shape}, {mask.shape}")
+  chex.assert_rank([x, y, types, mask], 1)
+  if np.dtype(types.dtype).kind not in "iu":
+    raise TypeError(f"types must hold integer unit types, got dtype {types.dtype}")
+  if not isinstance(x, jax.core.Tracer) and not isinstance(y, jax.core.Tracer):
     m = np.asarray(mask, bool)
     xs, ys, ts = np.asarray(x)[m], np.asarray(y)[m], np.asarray(types)[m]
+    if xs.size and not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+      raise ValueError("unit positions x, y must be finite (NaN/inf) for the units in mask")
     if xs.size and (xs.min() < 0 or ys.min() < 0 or xs.max() >= map_size or ys.max() >= map_size):
       raise ValueError(f"unit positions must lie in [0, {map_size}), got x in [{xs.min()}, {xs.max()}],"
                        f" y in [{ys.min()}, {ys.max()}]")
@@ -85,7 +98,11 @@ def count_units(x, y, types, mask, *, map_size: int, kernel: int, stride: int,
   mx = _membership(jnp.asarray(x, jnp.float32), g, kernel, stride)  # [U, G]
   my = _membership(jnp.asarray(y, jnp.float32), g, kernel, stride)
   onehot = jax.nn.one_hot(types, num_types) * jnp.asarray(mask, jnp.float32)[..., None]
-  return jnp.einsum("ug,uh,un->hgn", mx, my, onehot)
+  counts = jnp.einsum("ug,uh,un->hgn", mx, my, onehot)
+  # Traced NaN positions of live units: the type's counts become NaN rather than silently short.
+  lost = jnp.asarray(mask, bool) & ~(jnp.isfinite(x) & jnp.isfinite(y))
+  bad_type = jnp.any(lost[:, None] & (onehot > 0), axis=0)  # [num_types]
+  return jnp.where(bad_type, jnp.nan, counts)
 
 
 def _last_seen(game: world.Game, enemy: int):
@@ -165,6 +182,7 @@ def memory_channels(enemy_inputs, visible):
   visible now, and steps since the cell was last visible (``log1p``-scaled; 50 before it ever
   was) — what was looked at and found empty is not in the counts.
   """
+  _check_sequence(enemy_inputs, visible)
   last = previously_seen(enemy_inputs, visible)
   running = perfect_memory(enemy_inputs)
 
@@ -181,6 +199,16 @@ def memory_channels(enemy_inputs, visible):
 # ----------------------------------------------------------------------------- baselines
 
 
+def _check_sequence(enemy_inputs, visible):
+  enemy_inputs, visible = jnp.asarray(enemy_inputs), jnp.asarray(visible)
+  if enemy_inputs.ndim != 4:
+    raise ValueError(f"enemy_inputs must be [T, G, G, N], got shape {enemy_inputs.shape}")
+  if visible.shape != enemy_inputs.shape[:3]:
+    raise ValueError(f"visible must have shape {enemy_inputs.shape[:3]} ([T, G, G]), got "
+                     f"{visible.shape}")
+  chex.assert_rank([enemy_inputs, visible], [4, 3])
+
+
 def input_only(enemy_inputs):
   """Predict what is seen now."""
   return enemy_inputs
@@ -192,7 +220,12 @@ def perfect_memory(enemy_inputs):
 
 
 def previously_seen(enemy_inputs, visible):
-  """Visible cells take the current input; hidden cells keep the value they had when last seen."""
+  """Visible cells take the current input; hidden cells keep the value they had when last seen.
+
+  Raises:
+    ValueError: if ``enemy_inputs`` is not ``[T, G, G, N]`` or ``visible`` not ``[T, G, G]``.
+  """
+  _check_sequence(enemy_inputs, visible)
   def step(last, inp):
     x, vis = inp
     new = jnp.where(vis[..., None], x, jnp.maximum(last, x))
@@ -207,7 +240,13 @@ def tech_closure(present):
 
   Idempotent: ``tech_closure(tech_closure(s)) == tech_closure(s)``.
   """
-  present = jnp.asarray(present, bool)
+  present = jnp.asarray(present)
+  if present.ndim < 1 or present.shape[-1] != N:
+    raise ValueError(f"present must have a last axis of {N} unit types, got shape {present.shape}")
+  if (np.dtype(present.dtype).kind in "fc" and not isinstance(present, jax.core.Tracer)
+      and not np.all(np.isfinite(np.asarray(present)))):
+    raise ValueError("present contains NaN or inf entries (booleans expected)")
+  present = present.astype(bool)
   implies = jnp.asarray(np.where(world.PRODUCER >= 0, world.PRODUCER, world.PREREQ))
   for _ in range(N):  # the tree is at most N deep
     implied = jnp.zeros_like(present)
@@ -224,6 +263,35 @@ def memory_tech_buildings(enemy_inputs):
   return tech_closure(seen)[:, jnp.asarray(world.BUILDING_TYPES)].astype(jnp.float32)
 
 
-def map_statistics(train_truth_enemy):
-  """Per-map statistics: the mean enemy counts per (step, cell, type) over training games."""
-  return jnp.mean(train_truth_enemy, axis=0)
+def map_statistics(train_truth_enemy, start=None, num_starts: int = 4):
+  """Per-map statistics: the mean of ``train_truth_enemy [B, T, ...]`` over training sequences.
+
+  Without ``start`` the mean over all ``B`` sequences ``[T, ...]``. With ``start`` (``[B]``, each
+  sequence's own start location in ``[0, num_starts)``) the mean over the sequences of each start
+  location, ``[num_starts, T, ...]``; a start location no training sequence has gets the overall
+  mean.
+
+  Raises:
+    ValueError: on an empty ``train_truth_enemy``, a ``start`` of the wrong shape, or (concrete)
+      start indices outside ``[0, num_starts)``.
+    TypeError: on a non-integer ``start``.
+  """
+  x = jnp.asarray(train_truth_enemy)
+  if x.ndim < 1 or x.shape[0] < 1:
+    raise ValueError(f"train_truth_enemy must hold at least one sequence, got shape {x.shape}")
+  overall = jnp.mean(x, axis=0)
+  if start is None:
+    return overall
+  start = jnp.asarray(start)
+  if start.shape != (x.shape[0],):
+    raise ValueError(f"start must have shape ({x.shape[0]},), got {start.shape}")
+  if np.dtype(start.dtype).kind not in "iu":
+    raise TypeError(f"start must hold integer indices, got dtype {start.dtype}")
+  if not isinstance(start, jax.core.Tracer):
+    sv = np.asarray(start)
+    if sv.min() < 0 or sv.max() >= num_starts:
+      raise ValueError(f"start must lie in [0, {num_starts}), got [{sv.min()}, {sv.max()}]")
+  onehot = jax.nn.one_hot(start, num_starts, dtype=x.dtype)  # [B, S]
+  sums = jnp.tensordot(onehot, x, axes=(0, 0))  # [S, ...]
+  n = onehot.sum(0).reshape((num_starts,) + (1,) * (x.ndim - 1))
+  return jnp.where(n > 0, sums / jnp.maximum(n, 1), overall[None])

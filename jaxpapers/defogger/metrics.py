@@ -3,7 +3,22 @@ games, then F1 (``op_bt``, ``hid_u``, ``nmy_u``), and count errors."""
 
 from __future__ import annotations
 
+import chex
 import jax.numpy as jnp
+import numpy as np
+
+from jaxpapers._src.validation import check_array, is_concrete
+
+
+def _as_bool(a, name):
+  """``a`` as booleans; NaN entries (which ``bool`` would turn into True) and a missing games
+  axis raise."""
+  a = jnp.asarray(a)
+  if a.ndim < 1 or a.shape[0] < 1:
+    raise ValueError(f"{name} must have a non-empty leading games axis, got shape {a.shape}")
+  if np.dtype(a.dtype).kind in "fc" and is_concrete(a) and not bool(np.all(np.isfinite(np.asarray(a)))):
+    raise ValueError(f"{name} contains NaN or inf entries (booleans or 0/1 values expected)")
+  return a.astype(bool)
 
 
 def per_game_pr(pred, true, mask=None):
@@ -17,9 +32,11 @@ def per_game_pr(pred, true, mask=None):
     ``(precision, recall)``, each ``[games]``; a game with no predicted (true) positives has
     precision (recall) 0 — so an empty prediction scores F1 = 0 without NaNs.
   """
-  pred = jnp.asarray(pred, bool)
-  true = jnp.asarray(true, bool)
+  pred, true = _as_bool(pred, "pred"), _as_bool(true, "true")
+  if pred.shape != true.shape:
+    raise ValueError(f"pred and true must have the same shape, got {pred.shape} and {true.shape}")
   if mask is not None:
+    mask = _as_bool(mask, "mask")
     mask = jnp.broadcast_to(jnp.asarray(mask, bool), pred.shape)
     pred, true = pred & mask, true & mask
   axes = tuple(range(1, pred.ndim))
@@ -50,9 +67,15 @@ def defogger_metrics(pred_counts, pred_exist, pred_bt, true_counts, true_bt, vis
     visible: boolean ``[games, T, G, G]`` cells visible in the *input* step.
 
   Returns:
-    dict with ``op_bt``, ``hid_u``, ``nmy_u`` (F1) and ``l1``/``l1_hidden`` (mean absolute count error
-    per cell and type).
+    dict with ``op_bt``, ``hid_u``, ``nmy_u`` (F1), ``l1``/``l1_hidden`` (mean absolute count
+    error per cell and type) and ``l1_sum`` (the reference's form: the absolute count error summed
+    over cells and types of one step, averaged over steps and games).
   """
+  pred_counts, true_counts = jnp.asarray(pred_counts), jnp.asarray(true_counts)
+  check_array(true_counts, "true_counts", ndim=5, finite=True)
+  check_array(pred_counts, "pred_counts", ndim=5, shape=tuple(true_counts.shape))
+  check_array(jnp.asarray(visible), "visible", ndim=4, shape=tuple(true_counts.shape[:4]))
+  chex.assert_equal_shape([pred_counts, true_counts])
   true_exist = true_counts > 0
   hidden = ~jnp.asarray(visible, bool)[..., None]
   err = jnp.abs(pred_counts - true_counts)
@@ -61,5 +84,6 @@ def defogger_metrics(pred_counts, pred_exist, pred_bt, true_counts, true_bt, vis
       "hid_u": f1_score(pred_exist, true_exist, hidden),
       "nmy_u": f1_score(pred_exist, true_exist),
       "l1": jnp.mean(err),
+      "l1_sum": jnp.mean(jnp.sum(err, axis=tuple(range(2, err.ndim)))),
       "l1_hidden": jnp.sum(err * hidden) / jnp.maximum(jnp.sum(jnp.broadcast_to(hidden, err.shape)), 1),
   }

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxpapers._src.validation import check_array
 from jaxpapers.defogger import features, world
 
 N = world.NUM_TYPES
@@ -187,8 +189,19 @@ def unroll(module: DefoggerStep, params, xs, bases, recurrent: bool = True):
   """Runs the model over time: ``xs [B, T, G, G, C]``, ``bases [B, T, G, G, N]`` → per-step
   outputs with a ``T`` axis (axis 1).
 
-  ``recurrent=False`` is the ablation that resets the LSTM states to zero at every step.
+  ``recurrent=False`` is the ablation that resets the LSTM states to zero at every step. NaN
+  inputs give NaN outputs.
+
+  Raises:
+    ValueError: if ``xs`` is not rank 5, ``bases`` is not ``[B, T, G, G, N]`` of the same
+      ``B, T, G``, or a sequence axis is empty.
+    TypeError: on non-floating inputs.
   """
+  check_array(xs, "xs", ndim=5, dtype_kind="f")
+  check_array(bases, "bases", ndim=5, dtype_kind="f", shape=tuple(xs.shape[:4]) + (N,))
+  chex.assert_rank([xs, bases], 5)
+  if min(xs.shape[:2]) < 1:
+    raise ValueError(f"xs must hold at least one sequence and one step, got shape {xs.shape}")
   b, t, g = xs.shape[:3]
   flat = lambda a: a.reshape((b * t,) + a.shape[2:])
   lstm_inputs, skip = module.apply(params, flat(xs), method=DefoggerStep.encode)

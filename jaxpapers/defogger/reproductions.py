@@ -98,7 +98,10 @@ register(Reproduction(
         + (f" (no memory channels: hid_u {m[f's{s}_no_memory_hid_u']:.3f}, "
            f"L1 {m[f's{s}_no_memory_l1_hidden']:.4f})" if f"s{s}_no_memory_hid_u" in m else "")
         for s in (0, 1, 3)),
-    seeds=_SEEDS, scale_note=_NOTE))
+    seeds={**_SEEDS, "quick": (0,)},
+    scale_note={**_NOTE, "quick": "48 train / 8 val / 16 test synthetic games of 160 frames, 600 "
+                                  "Adam updates of 4 sequences, main model only (cpu: 96/16/32, 900)"},
+    budget_s={"smoke": 20, "quick": 150, "cpu": 1600}))
 
 register(Reproduction(
     paper="defogger", name="recurrence_and_horizon",

@@ -4,6 +4,7 @@ Khayatkhoei, Singh & Elgammal, "Disconnected Manifold Learning for Generative Ad
 Networks", NeurIPS 2018 (arXiv:1806.00880).
 """
 
+from jaxpapers._src.loop import run_chunked as run_chunked
 from jaxpapers.dmgan import config as config
 from jaxpapers.dmgan import core as core
 from jaxpapers.dmgan import data as data
@@ -28,6 +29,7 @@ from jaxpapers.dmgan.core import sample_model as sample_model
 from jaxpapers.dmgan.core import variant_config as variant_config
 from jaxpapers.dmgan.data import load_digits as load_digits
 from jaxpapers.dmgan.data import load_mnist as load_mnist
+from jaxpapers.dmgan.data import mixture_sampler as mixture_sampler
 from jaxpapers.dmgan.data import read_idx as read_idx
 from jaxpapers.dmgan.data import two_domain_mixture as two_domain_mixture
 from jaxpapers.dmgan.metrics import energy_distance as energy_distance

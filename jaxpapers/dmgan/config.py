@@ -19,11 +19,14 @@ SCALES = ("smoke", "cpu", "full")
 
 def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   """The default experiment (toy 4 segments, DMWGAN-PL) at ``scale``."""
+  if scale == "quick":  # one run of the cpu setting; the quick reproduction tier picks its rows
+    return get_config("cpu")
   check_in(scale, "scale", SCALES)
   c = ml_collections.ConfigDict()
   c.scale = scale
-  c.dataset = "segments"  # segments | circles | ring | digits | mnist
+  c.dataset = "segments"  # segments | segments3 | circles | ring | digits | mnist
   c.num_modes = 6  # ring of Gaussians only
+  c.piece_weights = None  # toy sets: per-piece masses (None: the set's own, equal but segments3)
   c.variant = "dmwgan_pl"  # wgan_gp | wgan_gp_matched | dmwgan | dmwgan_pl | dmwgan_pl_nomi
   c.num_generators = 10
   c.generator_width = 1.0  # images: 0.25 is the paper's per-generator width with n_g = 20

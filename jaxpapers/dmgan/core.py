@@ -12,7 +12,9 @@ With generators ``G_1..G_{n_g}``, a prior ``r(c)`` over them, a critic ``D`` and
   ``-I(c; x)``);
 * an encoder step on ``CE(Q(G_c(z)), c)`` (generated samples only);
 * (PL) one Adam(1e-3, β=(0.5, 0.5)) step on the prior logits ζ, ``r = softmax(ζ)``, of
-  ``L_r(ζ) = -mean_{b,c} Q(c|x_b) log r_c - κ_t H(r)``, ``κ_t = 1000 · 0.999^t``, over a real batch.
+  ``L_r(ζ) = -mean_{b,c} Q(c|x_b) log r_c - κ_t H(r)``, ``κ_t = 1000 · 0.999^(t+1)`` at
+  generator step ``t = 0, 1, ...`` (the reference decays its counter *before* the first prior
+  step, so ``κ_0 = 999``), over a real batch.
 
 Everything here is a pure function of explicit parameters and keys (jit/vmap/scan-compatible).
 """
@@ -23,11 +25,13 @@ import dataclasses
 import math
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from jaxpapers._src.validation import check_array, check_in, check_positive
+from jaxpapers._src.validation import check_array, check_in, check_positive, is_concrete
 from jaxpapers.dmgan import networks
 
 # ---------------------------------------------------------------------------------------------
@@ -35,13 +39,33 @@ from jaxpapers.dmgan import networks
 
 
 def entropy_weight(step, scale: float = 1000.0, decay: float = 0.999):
-  """The prior's entropy weight ``κ_t = scale · decay^t`` (reference: 1000 · 0.999^t).
+  """The prior's entropy weight at generator step ``t``: ``κ_t = scale · decay^(t + 1)``.
 
-  Computed as ``scale · exp(t · log decay)`` with ``log decay`` in double precision, so float32
-  steps up to ~1e5 keep ~1e-5 relative accuracy (``0.999`` itself is inexact in float32).
+  The reference (``tf_dmgan.py``) keeps a counter initialised to 1 that is multiplied by
+  ``decay`` under a control dependency *before* each prior loss is evaluated, so the first prior
+  step (``t = 0``) already uses ``κ_0 = scale · decay = 999`` and step ``t`` uses
+  ``scale · decay^(t + 1)``.
+
+  Computed as ``scale · exp((t + 1) · log decay)`` with ``log decay`` in double precision, so
+  float32 steps up to ~1e5 keep ~1e-5 relative accuracy (``0.999`` itself is inexact in float32).
+
+  Args:
+    step: generator step(s) ``t >= 0`` (int scalar or array; traced values are allowed).
+    scale: ``κ`` before any decay (1000).
+    decay: per-step factor in ``(0, 1]`` (0.999).
+
+  Raises:
+    ValueError: if ``decay`` is not positive or a concrete ``step`` is negative or non-finite.
   """
   check_positive(decay, "decay")
-  return scale * jnp.exp(jnp.asarray(step, jnp.float32) * math.log(decay))
+  if not math.isfinite(float(scale)):
+    raise ValueError(f"scale must be finite, got {scale}")
+  step = jnp.asarray(step)
+  if is_concrete(step):
+    s = np.asarray(step, np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+      raise ValueError(f"step must be finite and >= 0, got {step}")
+  return scale * jnp.exp((step.astype(jnp.float32) + 1.0) * math.log(decay))
 
 
 def prior_probs(logits):
@@ -66,9 +90,26 @@ def prior_loss(logits, posterior, kappa):
     logits: prior logits ζ, shape ``(n_g,)``.
     posterior: encoder posteriors ``Q(c|x_b)`` on real data, shape ``(B, n_g)``, rows summing to 1.
     kappa: entropy weight ``κ_t``.
+
+  Raises:
+    ValueError: on a wrong rank or shape, or (when the inputs are concrete, i.e. outside ``jit``)
+      if ``logits``, ``posterior`` or ``kappa`` hold NaN/inf or ``posterior`` has entries outside
+      ``[0, 1]``. Under ``jit`` a NaN input gives a NaN loss (never a finite one).
+    TypeError: on non-floating ``logits``/``posterior``.
   """
-  check_array(logits, "logits", ndim=1, dtype_kind="f")
-  check_array(posterior, "posterior", ndim=2, dtype_kind="f", shape=(None, logits.shape[0]))
+  check_array(logits, "logits", ndim=1, dtype_kind="f", finite=True)
+  check_array(posterior, "posterior", ndim=2, dtype_kind="f", shape=(None, logits.shape[0]),
+              finite=True)
+  chex.assert_rank([logits, posterior], [1, 2])
+  if posterior.shape[0] < 1:
+    raise ValueError("posterior must hold at least one row (B >= 1), got shape "
+                     f"{tuple(posterior.shape)}")
+  if is_concrete(posterior):
+    p = np.asarray(posterior)
+    if np.any(p < 0) or np.any(p > 1):
+      raise ValueError("posterior entries must be probabilities in [0, 1]")
+  if is_concrete(kappa) and not np.all(np.isfinite(np.asarray(kappa, np.float64))):
+    raise ValueError(f"kappa must be finite, got {kappa}")
   log_r = jax.nn.log_softmax(logits)
   cross = -jnp.mean(posterior * log_r[None, :])
   return cross - kappa * prior_entropy(logits)
@@ -96,15 +137,38 @@ def init_prior(num_generators: int, optimizer=None) -> PriorState:
 
 
 def prior_update(state: PriorState, posterior, kappa, optimizer=None):
-  """One optimiser step on :func:`prior_loss`; returns ``(new_state, loss)``."""
+  """One optimiser step on :func:`prior_loss`; returns ``(new_state, loss)``.
+
+  Raises:
+    ValueError: as :func:`prior_loss` (NaN/inf posteriors raise when the inputs are concrete).
+  """
   optimizer = prior_optimizer() if optimizer is None else optimizer
+  if is_concrete(posterior) and is_concrete(state.logits):
+    prior_loss(state.logits, posterior, kappa)  # its eager checks (the gradient traces them away)
   loss, grad = jax.value_and_grad(prior_loss)(state.logits, posterior, kappa)
   updates, opt_state = optimizer.update(grad, state.opt_state, state.logits)
   return PriorState(optax.apply_updates(state.logits, updates), opt_state), loss
 
 
 def active_generators(probs, threshold: float = 0.05):
-  """Number of generators with prior mass ``r_c > threshold`` (the paper's inferred count)."""
+  """Number of generators with prior mass ``r_c > threshold`` (the paper's inferred count).
+
+  Args:
+    probs: prior probabilities ``r``, shape ``(n_g,)``.
+    threshold: mass above which a generator counts as active, in ``[0, 1)``.
+
+  Raises:
+    ValueError: on a wrong rank, an empty ``probs``, a threshold outside ``[0, 1)``, or (concrete
+      inputs) NaN/inf or negative probabilities — a NaN prior has no honest integer count.
+  """
+  check_array(probs, "probs", ndim=1, dtype_kind="f", finite=True)
+  chex.assert_rank(probs, 1)
+  if probs.shape[0] < 1:
+    raise ValueError("probs must hold at least one generator, got shape (0,)")
+  if not 0.0 <= float(threshold) < 1.0:
+    raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+  if is_concrete(probs) and np.any(np.asarray(probs) < 0):
+    raise ValueError("probs must be non-negative")
   return jnp.sum(probs > threshold)
 
 
@@ -131,6 +195,9 @@ def gradient_penalty(critic_score_fn, x_hat, one_sided: bool = True):
     x_hat: interpolates ``(B, ...)``.
     one_sided: the reference's ``max(||∇|| - 1, 0)²`` if true, else the two-sided penalty.
   """
+  check_array(x_hat, "x_hat", dtype_kind="f", finite=True)
+  if x_hat.ndim < 2 or x_hat.shape[0] < 1:
+    raise ValueError(f"x_hat must be a non-empty batch (B >= 1, rank >= 2), got {tuple(x_hat.shape)}")
   grads = jax.grad(lambda x: jnp.sum(critic_score_fn(x)))(x_hat)
   sq = jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1)
   norm = jnp.sqrt(sq + 1e-12)
@@ -152,7 +219,9 @@ def critic_loss(critic_params, critic, key, x_real, x_fake, gp_weight: float = 1
     ValueError: if ``x_real`` (when concrete) holds NaN/inf or its shape differs from ``x_fake``.
   """
   check_array(x_real, "x_real", dtype_kind="f", finite=True)
-  check_array(x_fake, "x_fake", dtype_kind="f", shape=tuple(x_real.shape))
+  check_array(x_fake, "x_fake", dtype_kind="f", shape=tuple(x_real.shape), finite=True)
+  if x_real.ndim < 2 or x_real.shape[0] < 1:
+    raise ValueError(f"x_real must be a non-empty batch (B >= 1, rank >= 2), got {tuple(x_real.shape)}")
   score = lambda x: critic.apply(critic_params, x)[0]
   d_real, d_fake = score(x_real), score(x_fake)
   gp = gradient_penalty(score, interpolate(key, x_real, x_fake), one_sided)
@@ -170,7 +239,18 @@ def generator_loss(gen_params, generator, critic_params, critic, encoder_params,
 
 
 def cross_entropy(logits, labels):
-  """Mean categorical cross entropy of integer ``labels`` under ``logits``."""
+  """Mean categorical cross entropy of integer ``labels`` under ``logits``.
+
+  Raises:
+    ValueError: if (concrete) ``labels`` lie outside ``[0, num_classes)``.
+    TypeError: on non-integer ``labels``.
+  """
+  check_array(labels, "labels", ndim=1, dtype_kind="iu", shape=(logits.shape[0],))
+  if is_concrete(labels):
+    lv = np.asarray(labels)
+    if lv.size and (lv.min() < 0 or lv.max() >= logits.shape[-1]):
+      raise ValueError(f"labels (generator indices c) must lie in [0, {logits.shape[-1]}), got "
+                       f"[{lv.min()}, {lv.max()}]")
   log_p = jax.nn.log_softmax(logits)
   return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
 
@@ -365,7 +445,14 @@ def make_train_step(cfg: DMGANConfig, generator, critic, sample_data):
 
 
 def sample_model(key, state: TrainState, generator, num: int, latent_dim: int = 100):
-  """``num`` samples ``x = G_c(z)``, ``c ~ r``; returns ``(x, c)``."""
+  """``num`` samples ``x = G_c(z)``, ``c ~ r``; returns ``(x, c)``.
+
+  Raises:
+    ValueError: if ``num`` or ``latent_dim`` is not a positive int.
+  """
+  for name, v in (("num", num), ("latent_dim", latent_dim)):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+      raise ValueError(f"{name} must be an int >= 1, got {v!r}")
   kz, kc = jax.random.split(key)
   z = sample_latents(kz, num, latent_dim)
   c = sample_components(kc, state.prior.logits, num)

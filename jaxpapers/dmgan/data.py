@@ -3,13 +3,36 @@
 Khayatkhoei, Singh & Elgammal, "Disconnected Manifold Learning for Generative Adversarial
 Networks", NeurIPS 2018.
 
-* Toy 2-D sets with a known, disconnected support (4 disjoint segments, two circles, a ring of K
-  Gaussians) as a hashable :class:`ToyDataset` with a jittable sampler and the exact distance to
-  the support (for the off-manifold fraction).
+* Toy 2-D sets with a known, disconnected support (4 or 3 disjoint segments, two circles, a ring
+  of K Gaussians) as a hashable :class:`ToyDataset` with per-piece masses (``weights``), a jittable
+  sampler and the exact distance to the support (for the off-manifold fraction).
 * scikit-learn's 8x8 digits (bundled with scikit-learn; the default real image set on CPU).
 * An IDX reader for MNIST's original files (``train-images-idx3-ubyte[.gz]`` and friends).
 * A reader for CIFAR-10 stored as a tar of JPEGs (``/work/shared/data/cifar10-jpeg``) and a
   two-domain mixture builder (the paper's Face-Bed set mixes CelebA faces and LSUN bedrooms).
+
+Training on your own data
+-------------------------
+The training loop only needs a pure, jittable sampler ``(key, batch) -> x`` of shape
+``(batch, *data_shape)``. For data made of disjoint pieces with unequal masses, either describe
+them as a :class:`ToyDataset` with ``weights`` (off-manifold metrics then come for free), or
+combine one sampler per piece with :func:`mixture_sampler` (``weights`` are the pieces' masses,
+normalised here), or weight the rows of an in-memory array with ``array_sampler(data, weights)``::
+
+  import jax, jax.numpy as jnp
+  from jaxpapers.dmgan import config as config_lib, core, data, networks, train
+  seg = lambda a, b: (lambda k, n: a + jax.random.uniform(k, (n, 1)) * (b - a))
+  sampler = data.mixture_sampler(
+      [seg(jnp.array([0., 0.]), jnp.array([1., 0.])), seg(jnp.array([0., 1.]), jnp.array([1., 1.]))],
+      weights=(0.7, 0.3))
+  config = config_lib.get_config("cpu")              # steps, chunking, seed, ...
+  generator, critic = networks.toy_models()          # or image models for images
+  problem = train.Problem(core.variant_config("dmwgan_pl", 10), generator, critic, sampler)
+  state, history, _ = train.train(config, workdir=None, problem=problem)
+  r = core.prior_probs(state.prior.logits)           # learned masses of the generators
+
+``train.evaluate`` then reports the prior's statistics (and toy metrics when ``problem.toy`` is a
+:class:`ToyDataset`, e.g. ``ToyDataset("segments", pieces, weights=(0.7, 0.3))``).
 """
 
 from __future__ import annotations
@@ -36,58 +59,112 @@ from jaxpapers._src.validation import check_array, check_in, check_positive
 TOY_KINDS = ("segments", "circles", "gaussians")
 
 
+def _check_weights(weights, num: int, name: str = "weights") -> tuple[float, ...]:
+  """Validates per-piece masses and returns them normalised to sum to 1."""
+  if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+    raise TypeError(f"{name} must be a sequence of {num} non-negative numbers, got {weights!r}")
+  w = np.asarray(weights, np.float64)
+  if w.ndim != 1 or w.shape[0] != num:
+    raise ValueError(f"{name} must have one entry per piece ({num}), got shape {w.shape}")
+  if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+    raise ValueError(f"{name} must be finite, >= 0 and not all zero, got {tuple(w.tolist())}")
+  return tuple(float(v) for v in w / w.sum())
+
+
 @dataclasses.dataclass(frozen=True)
 class ToyDataset:
-  """A 2-D distribution on ``len(pieces)`` disjoint pieces, each chosen with equal probability.
+  """A 2-D distribution on ``len(pieces)`` disjoint pieces, piece ``k`` chosen with mass ``w_k``.
 
   Attributes:
     kind: ``"segments"`` (pieces are ``((x0, y0), (x1, y1))``, uniform along each segment),
       ``"circles"`` (pieces are ``((cx, cy), radius)``, uniform in angle) or ``"gaussians"``
       (pieces are ``((mx, my), std)``, isotropic Gaussians).
     pieces: the pieces' parameters (tuples, so the dataset is hashable and static under jit).
+    weights: the pieces' masses (normalised to sum to 1 on construction); ``None`` gives equal
+      masses.
+
+  Raises:
+    ValueError: on an unknown ``kind``, no pieces, or masses that are negative, non-finite, all
+      zero or not one per piece.
   """
 
   kind: str
   pieces: tuple
+  weights: tuple | None = None
+
+  def __post_init__(self):
+    check_in(self.kind, "kind", TOY_KINDS)
+    if len(self.pieces) < 1:
+      raise ValueError("pieces must hold at least one piece")
+    if self.weights is not None:
+      object.__setattr__(self, "weights", _check_weights(self.weights, len(self.pieces)))
 
   @property
   def num_pieces(self) -> int:
     return len(self.pieces)
 
+  @property
+  def masses(self) -> tuple[float, ...]:
+    """The pieces' probabilities (equal when ``weights`` is ``None``)."""
+    if self.weights is None:
+      return (1.0 / self.num_pieces,) * self.num_pieces
+    return self.weights
 
-def four_segments() -> ToyDataset:
+
+def four_segments(weights=None) -> ToyDataset:
   """The reference's four disjoint segments (``run_dmgan.py``'s ``generate_line_data``).
 
   The middle halves of the edges of the diamond ``|x| + |y| = 1``: each segment runs over
   ``|x| ∈ [0.25, 0.75]``, has length ``0.5·√2``, and neighbouring segments are 0.5 apart.
+  ``weights`` are optional per-segment masses (the reference's are equal).
   """
   return ToyDataset("segments", (((0.75, 0.25), (0.25, 0.75)), ((-0.75, -0.25), (-0.25, -0.75)),
-                                 ((0.75, -0.25), (0.25, -0.75)), ((-0.75, 0.25), (-0.25, 0.75))))
+                                 ((0.75, -0.25), (0.25, -0.75)), ((-0.75, 0.25), (-0.25, 0.75))),
+                    weights)
 
 
-def two_circles(radius: float = 0.3, gap: float = 0.4) -> ToyDataset:
-  """Two disjoint circles of ``radius`` whose closest points are ``gap`` apart."""
+def three_segments(weights=(0.5, 0.3, 0.2)) -> ToyDataset:
+  """Three of the reference's four segments (all but the ``x < 0, y > 0`` one) with unequal
+  masses (default 0.5 / 0.3 / 0.2): the prior must learn the masses, not only the count."""
+  return ToyDataset("segments", four_segments().pieces[:3], weights)
+
+
+def two_circles(radius: float = 1.0, gap: float = 2.0, weights=None) -> ToyDataset:
+  """Two disjoint circles of ``radius`` whose closest points are ``gap`` apart.
+
+  The defaults are the reference's ``generate_circle_data``: unit circles centred at ``(±2, 0)``.
+  """
   check_positive(radius, "radius")
   check_positive(gap, "gap")
+  if not (math.isfinite(radius) and math.isfinite(gap)):
+    raise ValueError(f"radius and gap must be finite, got {radius}, {gap}")
   cx = radius + gap / 2
-  return ToyDataset("circles", (((-cx, 0.0), radius), ((cx, 0.0), radius)))
+  return ToyDataset("circles", (((-cx, 0.0), radius), ((cx, 0.0), radius)), weights)
 
 
-def gaussian_ring(num_modes: int = 6, radius: float = 1.0, std: float = 0.01) -> ToyDataset:
+def gaussian_ring(num_modes: int = 6, radius: float = 1.0, std: float = 0.01,
+                  weights=None) -> ToyDataset:
   """``num_modes`` isotropic Gaussians of ``std`` equally spaced on a circle of ``radius``."""
-  if not isinstance(num_modes, int) or num_modes < 1:
+  if isinstance(num_modes, bool) or not isinstance(num_modes, int) or num_modes < 1:
     raise ValueError(f"num_modes must be an int >= 1, got {num_modes!r}")
   check_positive(radius, "radius")
   check_positive(std, "std")
+  if not (math.isfinite(radius) and math.isfinite(std)):
+    raise ValueError(f"radius and std must be finite, got {radius}, {std}")
   return ToyDataset("gaussians", tuple(
       ((radius * math.cos(2 * math.pi * k / num_modes), radius * math.sin(2 * math.pi * k / num_modes)),
-       std) for k in range(num_modes)))
+       std) for k in range(num_modes)), weights)
+
+
+TOY_NAMES = ("segments", "segments3", "circles", "ring")
 
 
 def toy_dataset(name: str, **kwargs) -> ToyDataset:
-  """``"segments"``, ``"circles"`` or ``"ring"`` (a ring of Gaussians) by name."""
-  check_in(name, "name", ("segments", "circles", "ring"))
-  return {"segments": four_segments, "circles": two_circles, "ring": gaussian_ring}[name](**kwargs)
+  """``"segments"``, ``"segments3"`` (3 segments, masses 0.5/0.3/0.2), ``"circles"`` or ``"ring"``
+  (a ring of Gaussians) by name; ``kwargs`` (e.g. ``weights``) go to the constructor."""
+  check_in(name, "name", TOY_NAMES)
+  return {"segments": four_segments, "segments3": three_segments, "circles": two_circles,
+          "ring": gaussian_ring}[name](**kwargs)
 
 
 def _piece_arrays(ds: ToyDataset):
@@ -97,10 +174,23 @@ def _piece_arrays(ds: ToyDataset):
 
 
 def sample_toy(key, ds: ToyDataset, num: int):
-  """``num`` i.i.d. samples ``(num, 2)``; pieces are equiprobable. Jittable (``ds`` static)."""
-  check_in(ds.kind, "ds.kind", TOY_KINDS)
+  """``num`` i.i.d. samples ``(num, 2)``; piece ``k`` is drawn with mass ``ds.masses[k]``.
+
+  Jittable (``ds`` and ``num`` static).
+
+  Raises:
+    TypeError: if ``ds`` is not a :class:`ToyDataset`.
+    ValueError: if ``num`` is not an int >= 0.
+  """
+  if not isinstance(ds, ToyDataset):
+    raise TypeError(f"ds must be a ToyDataset, got {type(ds).__name__}")
+  if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
+    raise ValueError(f"num must be an int >= 0, got {num!r}")
   k_piece, k_pos = jax.random.split(key)
-  idx = jax.random.randint(k_piece, (num,), 0, ds.num_pieces)
+  if ds.weights is None:
+    idx = jax.random.randint(k_piece, (num,), 0, ds.num_pieces)
+  else:
+    idx = _draw_pieces(k_piece, ds.weights, num)
   a, b = _piece_arrays(ds)
   a, b = a[idx], b[idx]
   if ds.kind == "segments":
@@ -110,6 +200,13 @@ def sample_toy(key, ds: ToyDataset, num: int):
     theta = jax.random.uniform(k_pos, (num,), minval=0.0, maxval=2 * jnp.pi)
     return a + b[:, None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=1)
   return a + b[:, None] * jax.random.normal(k_pos, (num, 2))
+
+
+def _draw_pieces(key, weights, num: int):
+  """``num`` piece indices with probabilities ``weights`` (zero-mass pieces are never drawn)."""
+  w = np.asarray(weights, np.float64)
+  logits = jnp.asarray(np.where(w > 0, np.log(np.where(w > 0, w, 1.0)), -np.inf), jnp.float32)
+  return jax.random.categorical(key, logits, shape=(num,)).astype(jnp.int32)
 
 
 def toy_labels(ds: ToyDataset, x):
@@ -275,8 +372,11 @@ def two_domain_mixture(key, images_a, images_b, num: int, fraction_a: float = 0.
   Returns:
     ``(images (num, H, W, C), domain (num,) in {0, 1})``.
   """
-  check_array(images_a, "images_a", ndim=4, dtype_kind="f")
-  check_array(images_b, "images_b", ndim=4, dtype_kind="f")
+  check_array(images_a, "images_a", ndim=4, dtype_kind="f", finite=True)
+  check_array(images_b, "images_b", ndim=4, dtype_kind="f", finite=True)
+  for name, im in (("images_a", images_a), ("images_b", images_b)):
+    if im.shape[0] < 1:
+      raise ValueError(f"{name} must hold at least one image, got shape {tuple(im.shape)}")
   if not 0.0 <= fraction_a <= 1.0:
     raise ValueError(f"fraction_a must be in [0, 1], got {fraction_a}")
   if not isinstance(num, int) or num < 1:
@@ -300,23 +400,73 @@ def two_domain_mixture(key, images_a, images_b, num: int, fraction_a: float = 0.
   return images, domain
 
 
-def array_sampler(data):
+def array_sampler(data, weights=None):
   """Pure ``(key, batch) -> data[random indices]`` over an in-memory array (with replacement).
 
+  Args:
+    data: ``(N, ...)`` float array of rank 2 to 4, finite.
+    weights: optional per-row masses ``(N,)`` (normalised here); ``None`` draws rows uniformly.
+      Giving every row of a piece the weight ``mass / rows_in_piece`` sets the pieces' masses.
+
   Raises:
-    ValueError: if ``data`` has rank < 2, no rows, or NaN/inf entries.
+    ValueError: if ``data`` has rank < 2, no rows, or NaN/inf entries, or ``weights`` is not one
+      finite non-negative number per row with a positive sum.
   """
   check_array(data, "data", ndim=(2, 3, 4), dtype_kind="f", finite=True)
   if data.shape[0] < 1:
     raise ValueError("data must have at least one row")
   data = jnp.asarray(data)
+  if weights is None:
+    def sample(key, batch):
+      return data[jax.random.randint(key, (batch,), 0, data.shape[0])]
+    return sample
+  w = _check_weights(np.asarray(weights), data.shape[0])
+
+  def sample_weighted(key, batch):
+    return data[_draw_pieces(key, w, batch)]
+
+  return sample_weighted
+
+
+def mixture_sampler(samplers, weights=None):
+  """Pure ``(key, batch) -> x`` drawing each sample from piece ``k`` with mass ``weights[k]``.
+
+  Every piece sampler ``(key, batch) -> (batch, ...)`` is run on the whole batch and the pieces
+  are selected per sample, so the result is jittable with a static ``batch``.
+
+  Args:
+    samplers: one pure sampler per piece, all with the same output shape.
+    weights: per-piece masses (normalised here); ``None`` gives equal masses.
+
+  Returns:
+    The sampler; its ``.weights`` attribute holds the normalised masses.
+
+  Raises:
+    TypeError: if a sampler is not callable.
+    ValueError: if ``samplers`` is empty or ``weights`` is not one finite non-negative mass per
+      piece with a positive sum.
+  """
+  samplers = tuple(samplers)
+  if not samplers:
+    raise ValueError("samplers must hold at least one piece sampler")
+  for i, f in enumerate(samplers):
+    if not callable(f):
+      raise TypeError(f"samplers[{i}] must be callable (key, batch) -> x, got {type(f).__name__}")
+  w = (1.0 / len(samplers),) * len(samplers) if weights is None else _check_weights(
+      weights, len(samplers))
 
   def sample(key, batch):
-    return data[jax.random.randint(key, (batch,), 0, data.shape[0])]
+    k_piece, *k_each = jax.random.split(key, len(samplers) + 1)
+    idx = _draw_pieces(k_piece, w, batch)
+    xs = jnp.stack([f(k, batch) for f, k in zip(samplers, k_each)])  # (P, batch, ...)
+    return xs[idx, jnp.arange(batch)]
 
+  sample.weights = w
   return sample
 
 
 def toy_sampler(ds: ToyDataset):
-  """Pure ``(key, batch) -> samples`` of a toy set."""
+  """Pure ``(key, batch) -> samples`` of a toy set (pieces drawn with ``ds.masses``)."""
+  if not isinstance(ds, ToyDataset):
+    raise TypeError(f"ds must be a ToyDataset, got {type(ds).__name__}")
   return lambda key, batch: sample_toy(key, ds, batch)

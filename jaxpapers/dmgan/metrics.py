@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -21,9 +22,30 @@ from jaxpapers.dmgan import data as data_lib
 
 
 def off_manifold_fraction(ds: data_lib.ToyDataset, x, threshold: float = 0.05):
-  """Fraction of samples farther than ``threshold`` from the true pieces of toy set ``ds``."""
-  check_array(x, "x", ndim=2, shape=(None, 2))
-  return jnp.mean(data_lib.distance_to_manifold(ds, x) > threshold)
+  """Fraction of samples farther than ``threshold`` from the true pieces of toy set ``ds``.
+
+  A sample with a NaN coordinate has no distance, so any NaN sample makes the result NaN (never
+  a fraction that silently counts it as on or off the manifold); ``±inf`` samples are off it.
+
+  Args:
+    ds: the toy set.
+    x: samples ``(num, 2)``, ``num >= 1``, floating.
+    threshold: distance above which a sample is off the manifold, ``> 0`` and finite.
+
+  Raises:
+    ValueError: on a wrong shape, an empty ``x`` or a bad ``threshold``.
+    TypeError: on a non-floating ``x``.
+  """
+  check_array(x, "x", ndim=2, shape=(None, 2), dtype_kind="f")
+  chex.assert_rank(x, 2)
+  if x.shape[0] < 1:
+    raise ValueError("x must hold at least one sample, got shape (0, 2)")
+  check_positive(threshold, "threshold")
+  if not math.isfinite(threshold):
+    raise ValueError(f"threshold must be finite, got {threshold}")
+  dist = data_lib.distance_to_manifold(ds, x)
+  frac = jnp.mean(dist > threshold)
+  return jnp.where(jnp.any(jnp.isnan(x)), jnp.nan, frac)
 
 
 def _pairwise_mean_dist(a, b):
@@ -39,6 +61,9 @@ def energy_distance(x, y):
   """
   check_array(x, "x", dtype_kind="f")
   check_array(y, "y", dtype_kind="f")
+  for name, a in (("x", x), ("y", y)):
+    if a.ndim < 1 or a.shape[0] < 1:
+      raise ValueError(f"{name} must hold at least one sample, got shape {tuple(a.shape)}")
   x = x.reshape(x.shape[0], -1)
   y = y.reshape(y.shape[0], -1)
   if x.shape[1] != y.shape[1]:
@@ -55,11 +80,28 @@ def frechet_distance(mu1, cov1, mu2, cov2):
   """``||μ1 - μ2||² + tr(Σ1 + Σ2 - 2 (Σ1^{1/2} Σ2 Σ1^{1/2})^{1/2})`` (FID's formula).
 
   Uses symmetric eigendecompositions, so it is jittable and differentiable; the middle term equals
-  ``tr((Σ1 Σ2)^{1/2})``.
+  ``tr((Σ1 Σ2)^{1/2})``. NaN inputs give NaN.
+
+  Raises:
+    ValueError: if the means are not vectors of one length ``d >= 1`` or the covariances are
+      not ``(d, d)``.
+    TypeError: on non-floating inputs.
   """
+  check_array(mu1, "mu1", ndim=1, dtype_kind="f")
+  d = mu1.shape[0]
+  if d < 1:
+    raise ValueError("mu1 must have at least one entry")
+  check_array(mu2, "mu2", ndim=1, dtype_kind="f", shape=(d,))
+  check_array(cov1, "cov1", ndim=2, dtype_kind="f", shape=(d, d))
+  check_array(cov2, "cov2", ndim=2, dtype_kind="f", shape=(d, d))
+  chex.assert_equal_shape([cov1, cov2])
+  nan = jnp.any(jnp.isnan(cov1)) | jnp.any(jnp.isnan(cov2))
+  cov1 = jnp.where(nan, 0.0, cov1)
+  cov2 = jnp.where(nan, 0.0, cov2)
   s1 = _sqrtm_psd(cov1)
   cross = _sqrtm_psd(s1 @ cov2 @ s1)
-  return jnp.sum((mu1 - mu2) ** 2) + jnp.trace(cov1) + jnp.trace(cov2) - 2.0 * jnp.trace(cross)
+  out = jnp.sum((mu1 - mu2) ** 2) + jnp.trace(cov1) + jnp.trace(cov2) - 2.0 * jnp.trace(cross)
+  return jnp.where(nan, jnp.nan, out)
 
 
 def feature_stats(features):

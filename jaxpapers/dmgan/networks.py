@@ -25,11 +25,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpapers._src.conv import patches
-from jaxpapers._src.validation import check_array, check_positive
+from jaxpapers._src.validation import check_array, check_positive, is_concrete
 
 
 def leaky_relu(x, slope: float = 0.2):
@@ -436,15 +438,30 @@ def generate(generator, stacked_params, z, c):
     stacked_params: generator parameters with a leading ``n_g`` axis.
     z: latents ``(B, latent_dim)``.
     c: int generator indices ``(B,)`` in ``[0, n_g)``.
+
+  Raises:
+    ValueError: on wrong ranks/shapes, or (concrete ``c``) an index outside ``[0, n_g)``. Under
+      ``jit`` the samples of out-of-range indices are NaN, never another generator's output.
+    TypeError: on a non-floating ``z`` or a non-integer ``c``.
   """
   check_array(z, "z", ndim=2, dtype_kind="f")
   check_array(c, "c", ndim=1, dtype_kind="iu", shape=(z.shape[0],))
-  if num_generators_of(stacked_params) == 1:
-    return generator.apply(jax.tree.map(lambda a: a[0], stacked_params), z)
-  if hasattr(generator, "apply_selected"):
-    return generator.apply_selected(stacked_params, z, c)
-  outs = generate_all(generator, stacked_params, z)  # (n_g, B, ...)
-  return outs[c, jnp.arange(z.shape[0])]
+  chex.assert_rank([z, c], [2, 1])
+  n_g = num_generators_of(stacked_params)
+  if is_concrete(c):
+    cv = np.asarray(c)
+    if cv.size and (cv.min() < 0 or cv.max() >= n_g):
+      raise ValueError(f"c (generator indices) must lie in [0, {n_g}), got values in "
+                       f"[{cv.min()}, {cv.max()}]")
+  if n_g == 1:
+    x = generator.apply(jax.tree.map(lambda a: a[0], stacked_params), z)
+  elif hasattr(generator, "apply_selected"):
+    x = generator.apply_selected(stacked_params, z, c)
+  else:
+    outs = generate_all(generator, stacked_params, z)  # (n_g, B, ...)
+    x = outs[c, jnp.arange(z.shape[0])]
+  bad = (c < 0) | (c >= n_g)
+  return jnp.where(bad.reshape((-1,) + (1,) * (x.ndim - 1)), jnp.nan, x)
 
 
 def param_count(params) -> int:

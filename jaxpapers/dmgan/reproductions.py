@@ -3,8 +3,15 @@
 * ``toy_segments``: the reference's 4 disjoint segments, n_g = 10. The learned prior keeps exactly
   4 generators (r_c ≈ 0.25) and DMWGAN-PL has fewer off-manifold samples than WGAN-GP and than
   DMWGAN with a fixed uniform prior.
-* ``toy_ring6``: a ring of 6 Gaussians: PL keeps 6 generators, fewer off-manifold samples than
-  WGAN-GP and than the uniform prior.
+* ``toy_ring6``: a ring of 6 Gaussians (σ = 0.01): PL keeps 6 generators and at most 2 % of its
+  samples lie farther than 0.05 from every mode (an absolute check; WGAN-GP and the uniform prior
+  are reported alongside).
+* ``toy_segments3``: 3 disjoint segments with masses 0.5 / 0.3 / 0.2, n_g = 10: PL keeps exactly 3
+  generators and the prior mass on each piece is within 0.05 of the piece's mass.
+
+In the toy rows WGAN-GP is the reference's full-width single generator (100→128→64→2, the width of
+which DMWGAN's generators are a quarter); the capacity-matched single generator (as many
+parameters as the 10 generators together) is reported as ``wgan_gp_matched``.
 * ``digits``: scikit-learn 8x8 digits (our CPU stand-in for MNIST): class-histogram JSD of
   confidently classified samples and the number of active generators, PL vs WGAN-GP.
 
@@ -77,6 +84,9 @@ def _run_variants(scale, seeds, workdir, dataset, variants, steps_kind):
     out[variant] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
     out[variant]["per_seed"] = {k: [r[k] for r in runs] for k in keys}
     out[variant]["prior"] = [r["prior"] for r in runs]
+    for k in ("prior_piece_mass", "piece_mass", "true_piece_mass"):
+      if k in runs[0]:
+        out[variant][k] = [r[k] for r in runs]
   return out
 
 
@@ -89,8 +99,11 @@ def _finite(measured) -> bool:
 # 4 segments.
 
 
+_TOY_VARIANTS = ("dmwgan_pl", "wgan_gp", "dmwgan", "wgan_gp_matched")
+
+
 def _run_segments(scale, seeds, workdir):
-  variants = ("dmwgan_pl",) if scale == "smoke" else ("dmwgan_pl", "wgan_gp", "dmwgan")
+  variants = ("dmwgan_pl",) if scale == "smoke" else _TOY_VARIANTS
   return _run_variants(scale, seeds, workdir, "segments", variants, "toy")
 
 
@@ -129,18 +142,24 @@ register(Reproduction(
           "off-manifold samples (>0.05 from the pieces) than WGAN-GP and than the uniform prior",
     paper_value="PL 4 active, off 0.018; WGAN-GP 0.081; uniform 0.135 (reference setting, 30k steps)",
     run=_run_segments, check=_check_segments, summary=_summary_variants,
-    seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
+    seeds={"smoke": (0,), "quick": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     scale_note={"smoke": "PL only, 10 generator steps",
+                "quick": "30k generator steps, paper defaults, seed 0 only (cpu runs 3 seeds)",
                 "cpu": "30k generator steps, paper defaults, 3 seeds",
-                "full": "83k generator steps (the reference's length), paper defaults, 5 seeds"}))
+                "full": "83k generator steps (the reference's length), paper defaults, 5 seeds"},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 240, "cpu": 830},
+))
 
 
 # ---------------------------------------------------------------------------------------------
 # Ring of 6 Gaussians.
 
 
+RING_MAX_OFF = 0.02  # absolute bound on PL's off-manifold fraction (σ = 0.01, threshold 0.05)
+
+
 def _run_ring(scale, seeds, workdir):
-  variants = ("dmwgan_pl",) if scale == "smoke" else ("dmwgan_pl", "wgan_gp", "dmwgan")
+  variants = ("dmwgan_pl",) if scale == "smoke" else _TOY_VARIANTS
   return _run_variants(scale, seeds, workdir, "ring", variants, "toy")
 
 
@@ -148,21 +167,81 @@ def _check_ring(m, scale):
   pl = m["dmwgan_pl"]
   if scale == "smoke":
     return _finite(m) and 0.0 <= pl["off_manifold"] <= 1.0
-  return (pl["off_manifold"] < m["wgan_gp"]["off_manifold"]
-          and pl["off_manifold"] < m["dmwgan"]["off_manifold"]
+  return (pl["off_manifold"] <= RING_MAX_OFF
           and all(int(a) == 6 for a in pl["per_seed"]["active_generators"]))
 
 
 register(Reproduction(
     paper="dmgan", name="toy_ring6",
-    claim="ring of 6 Gaussians, n_g=10: DMWGAN-PL keeps 6 generators and has fewer off-manifold "
-          "samples (>0.05 from the modes, std 0.01) than WGAN-GP and than the uniform prior",
+    claim="ring of 6 Gaussians (radius 1, σ = 0.01), n_g=10: DMWGAN-PL keeps exactly 6 generators "
+          f"on every seed and at most {RING_MAX_OFF:.0%} of its samples (seed mean) lie farther than "
+          "0.05 (5σ) from every mode; WGAN-GP (full width 128/64), the capacity-matched WGAN-GP and "
+          "the uniform prior are reported",
     paper_value="PL 6 active, off 0.003; WGAN-GP 0.166 (reference setting)",
     run=_run_ring, check=_check_ring, summary=_summary_variants,
     seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     scale_note={"smoke": "PL only, 10 generator steps",
-                "cpu": "30k generator steps, paper defaults, 3 seeds",
-                "full": "83k generator steps (the reference's length), paper defaults, 5 seeds"}))
+                "cpu": f"30k generator steps, paper defaults, 3 seeds; pass iff PL off-manifold "
+                       f"(σ = 0.01, distance > 0.05) <= {RING_MAX_OFF} and 6 active on each seed",
+                "full": f"83k generator steps (the reference's length), paper defaults, 5 seeds; "
+                        f"pass iff PL off-manifold (σ = 0.01, distance > 0.05) <= {RING_MAX_OFF} "
+                        "and 6 active on each seed"}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Three segments with unequal masses.
+
+SEGMENTS3_MASSES = (0.5, 0.3, 0.2)
+SEGMENTS3_TOL = 0.05
+
+
+def _run_segments3(scale, seeds, workdir):
+  return _run_variants(scale, seeds, workdir, "segments3", ("dmwgan_pl",), "toy")
+
+
+def segments3_seed_passes(active, prior_piece_mass, masses=SEGMENTS3_MASSES,
+                          tol=SEGMENTS3_TOL) -> bool:
+  """One seed passes iff exactly ``len(masses)`` generators are active and the prior mass on
+  every piece is within ``tol`` of the piece's mass."""
+  r = np.asarray(prior_piece_mass, np.float64)
+  return (int(active) == len(masses) and r.shape == (len(masses),)
+          and bool(np.all(np.abs(r - np.asarray(masses)) <= tol)))
+
+
+def _check_segments3(m, scale):
+  pl = m["dmwgan_pl"]
+  r = np.asarray(pl["prior_piece_mass"], np.float64)
+  if scale == "smoke":
+    return _finite(m) and bool(np.all(np.abs(r.sum(axis=1) - 1.0) <= 1e-3))
+  ok = [segments3_seed_passes(a, rp) for a, rp in zip(pl["per_seed"]["active_generators"], r)]
+  return sum(ok) >= math.ceil(2 * len(ok) / 3)
+
+
+def _summary_segments3(m):
+  pl = m["dmwgan_pl"]
+  r = np.asarray(pl["prior_piece_mass"], np.float64)
+  ok = [segments3_seed_passes(a, rp) for a, rp in zip(pl["per_seed"]["active_generators"], r)]
+  pieces = "; ".join("/".join(f"{v:.2f}" for v in row) for row in r)
+  active = ",".join(str(int(a)) for a in pl["per_seed"]["active_generators"])
+  return (f"PL active={active}; r_piece={pieces} (target 0.50/0.30/0.20); "
+          f"seeds passing {sum(ok)}/{len(ok)}; off={pl['off_manifold']:.3g}")
+
+
+register(Reproduction(
+    paper="dmgan", name="toy_segments3",
+    claim="3 disjoint segments with masses 0.5/0.3/0.2, n_g=10: DMWGAN-PL keeps exactly 3 "
+          "generators and the learned prior mass on each segment (r summed over the generators "
+          f"whose samples land on it) is within {SEGMENTS3_TOL} of the segment's mass, on >= 2/3 "
+          "of the seeds",
+    paper_value="paper: the learned prior matches the pieces' masses (unequal-mass toy data); "
+                "no number quoted",
+    run=_run_segments3, check=_check_segments3, summary=_summary_segments3,
+    seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
+    scale_note={"smoke": "PL only, 10 generator steps (checks only that it runs)",
+                "cpu": "30k generator steps, paper defaults, 3 seeds; pass iff 3 active and "
+                       f"|r_piece - mass| <= {SEGMENTS3_TOL} on >= 2 of 3 seeds",
+                "full": "83k generator steps, paper defaults, 5 seeds; pass iff 3 active and "
+                        f"|r_piece - mass| <= {SEGMENTS3_TOL} on >= 4 of 5 seeds"}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,15 +18,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpapers._src.checkpoint import Checkpointer
+from jaxpapers._src import workdir as workdir_lib
+from jaxpapers._src.checkpoint import DEFAULT_IGNORED, Checkpointer
 from jaxpapers._src.loop import run_chunked
-from jaxpapers._src.metrics import MetricsWriter
+from jaxpapers._src.metrics import MetricsWriter, read_history, tail_means
 from jaxpapers._src.validation import check_in
 from jaxpapers.dmgan import core, networks, plotting
 from jaxpapers.dmgan import data as data_lib
 from jaxpapers.dmgan import metrics as metrics_lib
 
-TOY_SETS = ("segments", "circles", "ring")
+TOY_SETS = data_lib.TOY_NAMES
+# The reference's toy generator is 100 -> 128/4 -> 64/4 -> 2 per generator (n_g = 10); its
+# single-generator WGAN-GP baseline uses the full width, 100 -> 128 -> 64 -> 2.
+TOY_FULL_HIDDEN = (128, 64)
 _init_state = jax.jit(core.init_state, static_argnums=(1, 2, 3))
 _image_metrics = jax.jit(metrics_lib.image_metrics)
 _train_classifier = jax.jit(metrics_lib.train_classifier, static_argnames=("num_classes", "hidden", "steps"))
@@ -59,8 +63,13 @@ def build_problem(config) -> Problem:
   width = config.generator_width
   if config.dataset in TOY_SETS:
     kwargs = {"num_modes": config.num_modes} if config.dataset == "ring" else {}
+    weights = config.get("piece_weights")
+    if weights is not None:
+      kwargs["weights"] = tuple(weights)
     toy = data_lib.toy_dataset(config.dataset, **kwargs)
     generator, critic = networks.toy_models(width=width)
+    if config.variant == "wgan_gp":
+      generator = dataclasses.replace(generator, hidden=TOY_FULL_HIDDEN)
     problem = Problem(cfg, generator, critic, data_lib.toy_sampler(toy), toy=toy)
   else:
     if config.dataset == "digits":
@@ -90,6 +99,17 @@ def _toy_scores(key, state, generator, toy, num, off_threshold):
           metrics_lib.energy_distance(x, real))
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _generator_pieces(key, state, generator, toy, per_generator):
+  """The piece that most of each generator's ``per_generator`` samples are nearest to."""
+  n_g = networks.num_generators_of(state.gen)
+  z = core.sample_latents(key, n_g * per_generator, generator.latent_dim)
+  c = jnp.repeat(jnp.arange(n_g, dtype=jnp.int32), per_generator)
+  labels = data_lib.toy_labels(toy, networks.generate(generator, state.gen, z, c))
+  votes = jax.nn.one_hot(labels.reshape(n_g, per_generator), toy.num_pieces).sum(1)
+  return jnp.argmax(votes, axis=1)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _sample(key, state, generator, num):
   return core.sample_model(key, state, generator, num, generator.latent_dim)
@@ -108,10 +128,16 @@ def evaluate(key, state: core.TrainState, problem: Problem, num: int, *, off_thr
     x, c, near, on, off, real_off, energy = _toy_scores(key, state, problem.generator, problem.toy,
                                                         num, float(off_threshold))
     piece_mass = np.bincount(np.asarray(near)[np.asarray(on)], minlength=problem.toy.num_pieces) / num
+    gen_piece = np.asarray(_generator_pieces(k_r, state, problem.generator, problem.toy, 200))
+    prior_piece = np.bincount(gen_piece, weights=np.asarray(probs, np.float64),
+                              minlength=problem.toy.num_pieces)
     out.update(
         off_manifold=float(off), real_off_manifold=float(real_off), energy_distance=float(energy),
-        piece_mass=piece_mass.round(4).tolist(),
+        piece_mass=piece_mass.round(4).tolist(), true_piece_mass=list(problem.toy.masses),
+        prior_piece_mass=prior_piece.round(4).tolist(),
         pieces_covered=int(np.sum(piece_mass >= 0.5 / problem.toy.num_pieces)))
+  elif problem.images is None:  # a custom sampler: only the prior's statistics
+    x, c = _sample(k_s, state, problem.generator, num)
   else:
     x, c = _sample(k_s, state, problem.generator, num)
     n = min(num, problem.images.shape[0])
@@ -124,6 +150,10 @@ def evaluate(key, state: core.TrainState, problem: Problem, num: int, *, off_thr
   return out, (x, c)
 
 
+# Settings of the evaluation only: a finished or killed run may be resumed with other values.
+_EVAL_ONLY = ("eval_samples", "classifier_steps", "off_threshold", "active_threshold")
+
+
 def train(config, workdir: str | None = None, problem: Problem | None = None):
   """Trains one model; returns ``(state, history, problem)``."""
   problem = build_problem(config) if problem is None else problem
@@ -132,15 +162,15 @@ def train(config, workdir: str | None = None, problem: Problem | None = None):
   start = 0
   ckpt = None
   if workdir is not None and config.checkpoint_every > 0:
-    ckpt = Checkpointer(os.path.join(workdir, "ckpt"))
+    ckpt = Checkpointer(os.path.join(workdir, "ckpt"), config=config,
+                        ignore=DEFAULT_IGNORED + _EVAL_ONLY)
     restored = ckpt.restore(state)
     if restored is not None:
       state, start = restored
   writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl") if workdir else None, log=False)
   last_saved = [start]
 
-  def on_chunk(st, step, last):
-    writer.write(step, **last)
+  def on_chunk(st, step, last):  # run_chunked has written the chunk's steps to metrics.jsonl
     if ckpt is not None and (step - last_saved[0] >= config.checkpoint_every or step == config.num_steps):
       ckpt.save(step, st)
       last_saved[0] = step
@@ -148,7 +178,9 @@ def train(config, workdir: str | None = None, problem: Problem | None = None):
   chunk = max(1, min(config.chunk_size, config.num_steps))
   state, hist = run_chunked(step_fn, state, config.num_steps, chunk_size=chunk, start_step=start,
                             desc=f"dmgan {config.dataset}/{config.variant}",
-                            progress=config.progress, on_chunk=on_chunk)
+                            progress=config.progress, on_chunk=on_chunk, writer=writer)
+  if not hist:  # a finished run restored, nothing left to run: keep the metrics' names
+    hist = {k: np.zeros(0) for k in jax.eval_shape(step_fn, state, jnp.int32(0))[1]}
   writer.close()
   if ckpt is not None:
     ckpt.close()
@@ -163,7 +195,7 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
     ``active_generators``, ``prior``, ... for toy sets; ``jsd``, ``frechet``, ... for images).
   """
   if workdir is not None:
-    os.makedirs(workdir, exist_ok=True)
+    workdir_lib.prepare(workdir)  # a clear error (naming the path) before any work
   state, hist, problem = train(config, workdir)
   classifier = None
   if problem.images is not None:
@@ -177,7 +209,10 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
     result["classifier_accuracy"] = float(metrics_lib.classifier_accuracy(
         classifier, jnp.asarray(problem.images), jnp.asarray(problem.labels)))
   result["steps"] = int(state.step)
-  result["final"] = {k: float(np.mean(v[-max(1, len(v) // 10):])) for k, v in hist.items()} if hist else {}
+  if workdir is not None:  # the whole run's history, also when it was killed and resumed
+    hist = read_history(os.path.join(workdir, "metrics.jsonl"), hist, first_step=1,
+                        last_step=int(state.step))
+  result["final"] = tail_means(hist, 0.1)  # the mean over the last 10% of steps
   result["variant"] = config.variant
   result["dataset"] = config.dataset
   if workdir is not None:

@@ -22,6 +22,7 @@ from jaxpapers.meta_gradient.core import init_meta_params as init_meta_params
 from jaxpapers.meta_gradient.core import make_inner_optimizer as make_inner_optimizer
 from jaxpapers.meta_gradient.core import make_meta_learner as make_meta_learner
 from jaxpapers.meta_gradient.core import make_meta_optimizer as make_meta_optimizer
+from jaxpapers.meta_gradient.core import max_logit as max_logit
 from jaxpapers.meta_gradient.core import meta_step as meta_step
 from jaxpapers.meta_gradient.core import meta_values as meta_values
 from jaxpapers.meta_gradient.core import vtrace_targets as vtrace_targets
@@ -33,6 +34,10 @@ from jaxpapers.meta_gradient.data import median_human_normalized as median_human
 from jaxpapers.meta_gradient.data import write_game_scores as write_game_scores
 from jaxpapers.meta_gradient.envs import ENVS as ENVS
 from jaxpapers.meta_gradient.envs import make_env as make_env
+from jaxpapers.meta_gradient.haiku_networks import from_haiku as from_haiku
+from jaxpapers.meta_gradient.haiku_networks import haiku_actor_critic as haiku_actor_critic
+from jaxpapers.meta_gradient.haiku_networks import haiku_params_from_flax as haiku_params_from_flax
+from jaxpapers.meta_gradient.haiku_networks import make_haiku_agent as make_haiku_agent
 from jaxpapers.meta_gradient.networks import Agent as Agent
 from jaxpapers.meta_gradient.networks import make_agent as make_agent
 from jaxpapers.meta_gradient.toy import ToyConfig as ToyConfig

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.metrics import MetricsWriter
 from jaxpapers._src.validation import check_positive
 from jaxpapers.meta_gradient import core, data, networks
@@ -159,10 +160,11 @@ def make_host_learner(config, num_actions: int, obs_shape):
   """
   agent = networks.make_agent(num_actions, torso=config.torso, hidden=tuple(config.hidden),
                               lstm_size=config.lstm_size,
-                              eta_embed_dim=config.eta_embed_dim if config.eta_conditioning else 0)
+                              eta_embed_dim=config.eta_embed_dim if config.eta_conditioning else 0,
+                              eta_position=config.get("eta_position", "input"))
   opt = core.make_inner_optimizer(config.optimizer, config.learning_rate, decay=config.rms_decay,
                                   eps=config.rms_eps, max_grad_norm=config.max_grad_norm)
-  learner = core.make_meta_learner(agent.apply, opt, gamma_ref=config.gamma_ref,
+  learner = core.make_meta_learner(agent, opt, gamma_ref=config.gamma_ref,
                                    lambda_ref=config.lambda_ref,
                                    baseline_cost=config.baseline_cost,
                                    entropy_cost=config.entropy_cost,
@@ -263,7 +265,7 @@ def train_and_evaluate_atari(config, workdir: str) -> dict:
   unknown = [g for g in config.atari_games if g not in table]
   if unknown:
     raise ValueError(f"config.atari_games has games without reference scores: {unknown}")
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   out = {"games": list(config.atari_games), "seeds": list(config.seeds)}
   for variant in config.variants:
     writer = MetricsWriter(os.path.join(workdir, f"atari_{variant}.jsonl"), log=False)

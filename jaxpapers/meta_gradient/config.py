@@ -14,10 +14,12 @@ from jaxpapers._src.validation import check_in
 
 def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   """Returns the config for ``scale`` in ``("smoke", "cpu", "full")``."""
+  if scale == "quick":  # one run of the cpu setting; the quick reproduction tier picks its rows
+    return get_config("cpu")
   check_in(scale, "scale", ("smoke", "cpu", "full"))
   c = ml_collections.ConfigDict()
   c.scale = scale
-  c.env_name = "Breakout-MinAtar"
+  c.env_name = "SpaceInvaders-MinAtar"
   c.variants = ("fixed", "meta_gamma_lambda")
   c.seeds = (0, 1, 2)
   c.num_envs = 64
@@ -32,6 +34,10 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.lstm_size = 0
   c.eta_conditioning = False
   c.eta_embed_dim = 16
+  # Where e_η enters: "input" (with the observation features before the hidden layers / before
+  # the LSTM, so it can interact with the state) or "heads" (before the linear heads only).
+  c.eta_position = "input"
+  c.network = "flax"        # "flax" or "haiku" (the haiku twin supports the mlp torso only).
   c.objective_uses_reference_eta = True
   # Inner learner (IMPALA): RMSProp(decay .99, eps .01), clip 40, lr annealed to 0.
   c.optimizer = "rmsprop"

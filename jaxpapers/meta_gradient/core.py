@@ -20,13 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import rlax
 
-from jaxpapers._src.validation import check_array, check_in, check_positive
+from jaxpapers._src.validation import check_array, check_in, is_concrete
 
 Array = jax.Array
 
@@ -89,8 +90,32 @@ def _logit(p: float) -> float:
   return float(np.log(p) - np.log1p(-p))
 
 
+def max_logit(dtype=jnp.float32) -> float:
+  """The largest ``|x|`` whose ``sigmoid`` in ``dtype`` stays strictly inside (0, 1).
+
+  ``logit(1 − ε)`` with ``ε`` the dtype's machine epsilon: float32 rounds ``sigmoid(x)`` to exactly
+  1.0 from ``x ≈ 17.3`` on (a discount of exactly 1), so logits are clipped to ``±15.9``.
+  """
+  eps = float(jnp.finfo(dtype).eps)
+  return _logit(1.0 - eps)
+
+
+def _check_float_dtype(dtype, name: str = "dtype"):
+  try:
+    d = jnp.dtype(dtype)
+  except TypeError as e:
+    raise TypeError(f"{name} must be a floating dtype, got {dtype!r}") from e
+  if not jnp.issubdtype(d, jnp.floating):
+    raise TypeError(f"{name} must be a floating dtype, got {d}")
+  return d
+
+
 def init_meta_params(gamma: float = 0.99, lambda_: float = 0.9, dtype=jnp.float32) -> MetaParams:
   """Meta-parameters whose sigmoids equal ``gamma`` and ``lambda_``.
+
+  The logits are clipped to ``±max_logit(dtype)`` so that ``sigmoid`` in ``dtype`` never rounds
+  to exactly 0 or 1: e.g. ``gamma = 1 − 1e-9`` gives ``γ = 1 − 2⁻²³`` in float32 rather than a
+  discount of 1.0 (an undiscounted return the meta-gradient would then start from).
 
   Args:
     gamma: initial discount, in (0, 1) (a logit of 1 does not exist).
@@ -98,12 +123,18 @@ def init_meta_params(gamma: float = 0.99, lambda_: float = 0.9, dtype=jnp.float3
     dtype: float dtype of the logits.
 
   Raises:
-    ValueError: if ``gamma`` or ``lambda_`` is outside (0, 1).
+    ValueError: if ``gamma`` or ``lambda_`` is not a number in (0, 1).
+    TypeError: if ``dtype`` is not a floating dtype.
   """
+  dtype = _check_float_dtype(dtype)
   for name, v in (("gamma", gamma), ("lambda_", lambda_)):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+      raise ValueError(f"{name} must be a number in (0, 1), got {v!r}")
     if not 0.0 < float(v) < 1.0:
       raise ValueError(f"{name} must be in (0, 1) to be represented as sigmoid(logit), got {v}")
-  return MetaParams(jnp.asarray(_logit(gamma), dtype), jnp.asarray(_logit(lambda_), dtype))
+  bound = max_logit(dtype)
+  logits = (float(np.clip(_logit(float(v)), -bound, bound)) for v in (gamma, lambda_))
+  return MetaParams(*(jnp.asarray(x, dtype) for x in logits))
 
 
 def meta_values(meta: MetaParams) -> tuple[Array, Array]:
@@ -179,7 +210,21 @@ def vtrace_targets(values: Array, next_values: Array, rewards: Array, terminated
 
   Returns:
     ``(targets, pg_advantages)``, both ``[T, B]``.
+
+  Raises:
+    AssertionError: (chex) if an input is not ``[T, B]`` or ``gamma``/``lambda_`` is not a scalar.
+    TypeError: if ``values`` is not floating or ``terminated``/``truncated`` are not bool.
+    ValueError: if a concrete ``gamma`` or ``lambda_`` is outside [0, 1].
   """
+  chex.assert_rank([values, next_values, rewards, terminated, truncated, rhos], 2)
+  chex.assert_equal_shape([values, next_values, rewards, terminated, truncated, rhos])
+  chex.assert_rank([gamma, lambda_], 0)
+  check_array(values, "values", dtype_kind="f")
+  check_array(terminated, "terminated", dtype_kind="b")
+  check_array(truncated, "truncated", dtype_kind="b")
+  for name, v in (("gamma", gamma), ("lambda_", lambda_)):
+    if is_concrete(v) and abs(float(v) - 0.5) > 0.5:  # NaN passes: an honest NaN target
+      raise ValueError(f"{name} must be in [0, 1], got {float(v)}")
   dtype = values.dtype
   term = terminated.astype(dtype)
   done = jnp.logical_or(terminated, truncated).astype(dtype)
@@ -264,6 +309,26 @@ def actor_critic_loss(params, meta: MetaParams, traj: Trajectory, apply_fn: Appl
   return loss, {"pg_loss": pg, "value_loss": value, "entropy": -ent}
 
 
+def _is_number(v) -> bool:
+  return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+
+
+def _check_finite_number(v, name: str, *, allow_zero: bool = False):
+  if not _is_number(v) or not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+    raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {v!r}")
+
+
+def _check_rate(v, name: str):
+  if callable(v):  # an optax schedule
+    return
+  _check_finite_number(v, name)
+
+
+def _check_unit_interval(v, name: str):
+  if not _is_number(v) or not 0.0 <= float(v) < 1.0:
+    raise ValueError(f"{name} must be a number in [0, 1), got {v!r}")
+
+
 def make_inner_optimizer(kind: str = "rmsprop", learning_rate=6e-4, *, decay: float = 0.99,
                          eps: float = 0.01, max_grad_norm: float = 40.0
                          ) -> optax.GradientTransformation:
@@ -278,9 +343,16 @@ def make_inner_optimizer(kind: str = "rmsprop", learning_rate=6e-4, *, decay: fl
     decay: RMSProp decay (0.99).
     eps: RMSProp ε (0.01).
     max_grad_norm: global-norm clipping threshold (40).
+
+  Raises:
+    ValueError: unknown ``kind``; a non-positive or non-finite ``learning_rate`` (a callable is
+      taken as a schedule), ``decay`` outside [0, 1), ``eps`` < 0 or ``max_grad_norm`` <= 0.
   """
   check_in(kind, "kind", ("rmsprop", "sgd"))
-  check_positive(max_grad_norm, "max_grad_norm")
+  _check_rate(learning_rate, "learning_rate")
+  _check_unit_interval(decay, "decay")
+  _check_finite_number(eps, "eps", allow_zero=True)
+  _check_finite_number(max_grad_norm, "max_grad_norm")
   if kind == "rmsprop":
     opt = optax.rmsprop(learning_rate, decay=decay, eps=eps, eps_in_sqrt=True)
   else:
@@ -314,6 +386,20 @@ class MetaLearner(NamedTuple):
   eta_input: Callable
 
 
+def _resolve_network(network) -> tuple[ApplyFn, int | None]:
+  """``(apply_fn, eta_embed_dim or None if unknown)`` of an Agent, a haiku Transformed or a callable."""
+  if hasattr(network, "apply") and hasattr(network, "act") and hasattr(network, "eta_embed_dim"):
+    return network.apply, int(network.eta_embed_dim)  # networks.Agent (flax or haiku)
+  if type(network).__name__ == "Transformed" and type(network).__module__.startswith("haiku"):
+    from jaxpapers.meta_gradient.haiku_networks import haiku_apply  # pylint: disable=g-import-not-at-top
+    return haiku_apply(network), None
+  if callable(network):
+    return network, None
+  raise TypeError("apply_fn must be an Agent, an hk.transform-ed network or a callable "
+                  f"apply(params, obs, next_obs, first, core_state, eta_input), got "
+                  f"{type(network).__name__}")
+
+
 def make_meta_learner(apply_fn: ApplyFn, optimizer: optax.GradientTransformation, *,
                       gamma_ref: float = 0.995, lambda_ref: float = 1.0,
                       baseline_cost: float = 0.5, entropy_cost: float = 0.01,
@@ -322,7 +408,10 @@ def make_meta_learner(apply_fn: ApplyFn, optimizer: optax.GradientTransformation
   """Builds the inner update and meta-gradient of the paper (Sec. 2 and 4).
 
   Args:
-    apply_fn: ``apply(params, obs, next_obs, first, core_state, eta_input) -> AgentOutput``.
+    apply_fn: the network: ``apply(params, obs, next_obs, first, core_state, eta_input) ->
+      AgentOutput``, or an :class:`~jaxpapers.meta_gradient.networks.Agent` (flax
+      ``make_agent`` or haiku ``make_haiku_agent``/``from_haiku``), or an ``hk.transform``-ed
+      forward with that signature (applied without an rng).
     optimizer: the inner optimiser (see :func:`make_inner_optimizer`).
     gamma_ref: γ' of the meta-objective, in (0, 1] (paper: 0.99 or 0.995).
     lambda_ref: λ' of the meta-objective, in (0, 1] (paper: 1).
@@ -332,11 +421,24 @@ def make_meta_learner(apply_fn: ApplyFn, optimizer: optax.GradientTransformation
     objective_uses_reference_eta: if conditioned, J' feeds ``e_η'`` (True) or ``e_η`` (False).
 
   Raises:
-    ValueError: if ``gamma_ref``/``lambda_ref`` are outside (0, 1] or a cost is negative.
+    ValueError: if ``gamma_ref``/``lambda_ref`` are outside (0, 1], a cost is negative or
+      non-finite, or ``eta_conditioning`` is set for an Agent without an η-embedding (an agent
+      given as a bare function raises when first applied with an ``eta_input``).
+    TypeError: if ``apply_fn`` is not a network, ``optimizer`` not an optax transformation or
+      ``eta_conditioning`` not a bool.
   """
+  apply_fn, embed_dim = _resolve_network(apply_fn)
+  if not isinstance(optimizer, optax.GradientTransformation):
+    raise TypeError(f"optimizer must be an optax.GradientTransformation, got "
+                    f"{type(optimizer).__name__}")
+  if not isinstance(eta_conditioning, (bool, np.bool_)):
+    raise TypeError(f"eta_conditioning must be a bool, got {eta_conditioning!r}")
+  if eta_conditioning and embed_dim == 0:
+    raise ValueError("eta_conditioning=True needs an agent with an η-embedding "
+                     "(make_agent(..., eta_embed_dim > 0)); this agent has eta_embed_dim=0")
   check_reference(gamma_ref, lambda_ref)
-  check_positive(baseline_cost, "baseline_cost", allow_zero=True)
-  check_positive(entropy_cost, "entropy_cost", allow_zero=True)
+  _check_finite_number(baseline_cost, "baseline_cost", allow_zero=True)
+  _check_finite_number(entropy_cost, "entropy_cost", allow_zero=True)
   ref = (float(gamma_ref), float(lambda_ref))
 
   def eta_input(meta):
@@ -422,8 +524,16 @@ def accumulate_trace(z: MetaTrace, direction: MetaTrace, mu: float) -> MetaTrace
 
 def make_meta_optimizer(learning_rate: float = 1e-3, *, b1: float = 0.9, b2: float = 0.999,
                         eps: float = 1e-4) -> optax.GradientTransformation:
-  """Adam on the η logits; it *ascends* J' (``optax`` minimises, so pass ``-dJ'/dη``)."""
-  check_positive(learning_rate, "learning_rate")
+  """Adam on the η logits; it *ascends* J' (``optax`` minimises, so pass ``-dJ'/dη``).
+
+  Raises:
+    ValueError: ``learning_rate`` not a positive finite number (or schedule), ``b1``/``b2``
+      outside [0, 1) or ``eps`` < 0.
+  """
+  _check_rate(learning_rate, "learning_rate")
+  _check_unit_interval(b1, "b1")
+  _check_unit_interval(b2, "b2")
+  _check_finite_number(eps, "eps", allow_zero=True)
   return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
 
 

@@ -2,9 +2,18 @@
 
 Xu, van Hasselt & Silver, "Meta-Gradient Reinforcement Learning", NeurIPS 2018, Sec. 1.4: the
 value and policy are conditioned on the meta-parameters through a learned embedding
-``e_η = W_η η`` concatenated to the torso features of both heads. The Atari agent is IMPALA's
-"deep" ResNet torso followed by an LSTM (Espeholt et al. 2018); MinAtar and classic control use
-a small conv or MLP torso.
+``e_η = W_η η``. Where it enters is ``eta_position``:
+
+* ``"input"`` (default): ``e_η`` is concatenated with the observation features *before* the
+  hidden layers, so the value and policy can depend on η differently in different states: with
+  the MLP torso it joins the flattened observation before the first hidden layer, with the conv
+  torsos it joins the flattened conv features before the dense layer, and in an LSTM agent (the
+  Atari network) it joins the torso output before the LSTM.
+* ``"heads"``: ``e_η`` is concatenated to the final features right before the linear policy and
+  value heads; η then only shifts the logits and value by a state-independent ``W e_η``.
+
+The Atari agent is IMPALA's "deep" ResNet torso followed by an LSTM (Espeholt et al. 2018);
+MinAtar and classic control use a small conv or MLP torso.
 """
 
 from __future__ import annotations
@@ -15,20 +24,30 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpapers._src.conv import patches
 from jaxpapers._src.validation import check_in, check_positive
 from jaxpapers.meta_gradient.core import AgentOutput
 
+ETA_POSITIONS = ("input", "heads")
+
+
+def _join(x, extra):
+  """``concat([x, extra])`` on the last axis, broadcasting ``extra [E]`` over ``x``'s batch dims."""
+  if extra is None:
+    return x
+  return jnp.concatenate([x, jnp.broadcast_to(extra, x.shape[:-1] + extra.shape[-1:])], axis=-1)
+
 
 class MLPTorso(nn.Module):
-  """Flatten then ReLU MLP."""
+  """Flatten, optionally concatenate ``extra`` (e.g. ``e_η``), then a ReLU MLP."""
 
   hidden: Sequence[int] = (64, 64)
 
   @nn.compact
-  def __call__(self, x):
-    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+  def __call__(self, x, extra=None):
+    x = _join(x.reshape(x.shape[0], -1).astype(jnp.float32), extra)
     for h in self.hidden:
       x = nn.relu(nn.Dense(h)(x))
     return x
@@ -56,27 +75,33 @@ class PatchConv(nn.Module):
 
 
 class ConvTorso(nn.Module):
-  """MinAtar torso: one 3×3 conv (16 channels) and a ReLU dense layer (Young & Tian 2019)."""
+  """MinAtar torso: one 3×3 conv (16 channels) and a ReLU dense layer (Young & Tian 2019).
+
+  ``extra`` (e.g. ``e_η``) is concatenated with the flattened conv features before the dense layer.
+  """
 
   channels: int = 16
   hidden: int = 128
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, extra=None):
     x = x.astype(jnp.float32)
     x = nn.relu(PatchConv(self.channels, (3, 3), name="Conv_0")(x))
-    x = x.reshape(x.shape[0], -1)
+    x = _join(x.reshape(x.shape[0], -1), extra)
     return nn.relu(nn.Dense(self.hidden)(x))
 
 
 class ImpalaTorso(nn.Module):
-  """IMPALA "deep" torso: 3 sections of conv + max-pool + 2 residual blocks, then ReLU dense."""
+  """IMPALA "deep" torso: 3 sections of conv + max-pool + 2 residual blocks, then ReLU dense.
+
+  ``extra`` (e.g. ``e_η``) is concatenated with the flattened conv features before the dense layer.
+  """
 
   channels: Sequence[int] = (16, 32, 32)
   hidden: int = 256
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, extra=None):
     x = x.astype(jnp.float32)
     for c in self.channels:
       x = nn.Conv(c, (3, 3), padding="SAME")(x)
@@ -85,7 +110,7 @@ class ImpalaTorso(nn.Module):
         y = nn.Conv(c, (3, 3), padding="SAME")(nn.relu(x))
         y = nn.Conv(c, (3, 3), padding="SAME")(nn.relu(y))
         x = x + y
-    x = nn.relu(x).reshape(x.shape[0], -1)
+    x = _join(nn.relu(x).reshape(x.shape[0], -1), extra)
     return nn.relu(nn.Dense(self.hidden)(x))
 
 
@@ -103,6 +128,7 @@ class ActorCritic(nn.Module):
   ``__call__(obs, next_obs, first, core_state, eta_input)`` takes time-major ``[T, B, ...]``
   inputs and returns an :class:`~jaxpapers.meta_gradient.core.AgentOutput` with the values of
   ``next_obs`` (for bootstrapping on truncation); ``next_obs=None`` skips them (acting).
+  ``eta_position`` is where ``e_η`` enters (see the module docstring).
   """
 
   num_actions: int
@@ -110,6 +136,7 @@ class ActorCritic(nn.Module):
   hidden: Sequence[int] = (64, 64)
   lstm_size: int = 0
   eta_embed_dim: int = 0
+  eta_position: str = "input"
 
   def _torso(self):
     if self.torso == "mlp":
@@ -122,9 +149,21 @@ class ActorCritic(nn.Module):
   def __call__(self, obs, next_obs, first, core_state, eta_input):
     t, b = obs.shape[:2]
     torso = self._torso()
+    emb = None
+    if self.eta_embed_dim:
+      if eta_input is None:
+        raise ValueError("eta_input is required when eta_embed_dim > 0")
+      emb = nn.Dense(self.eta_embed_dim, name="eta_embedding")(jax.lax.stop_gradient(eta_input))
+    elif eta_input is not None:
+      raise ValueError("eta_input was given but the agent has no η-embedding (eta_embed_dim=0); "
+                       "build it with eta_embed_dim > 0 or run the learner with "
+                       "eta_conditioning=False")
+    into_torso = emb if (self.eta_position == "input" and not self.lstm_size) else None
+    into_core = emb if (self.eta_position == "input" and self.lstm_size) else None
+    into_heads = emb if self.eta_position == "heads" else None
 
     def features(o):
-      f = torso(o.reshape((t * b,) + o.shape[2:]))
+      f = torso(o.reshape((t * b,) + o.shape[2:]), into_torso)
       return f.reshape((t, b, f.shape[-1]))
 
     # Two torso calls (shared weights) rather than one on the concatenated batch: the learner
@@ -136,7 +175,7 @@ class ActorCritic(nn.Module):
       proj = nn.Dense(4 * self.lstm_size, name="lstm_in")
       w_h = self.param("lstm_hidden", nn.initializers.orthogonal(), (self.lstm_size,
                                                                     4 * self.lstm_size))
-      pre = proj(x)
+      pre = proj(_join(x, into_core))
       c0, h0 = core_state
 
       def step(carry, inp):
@@ -148,17 +187,12 @@ class ActorCritic(nn.Module):
 
       new_core, (cs, hs) = jax.lax.scan(step, (c0, h0), (pre, first))
       if next_obs is not None:
-        _, h_next = _lstm_cell(cs, hs, proj(x_next), w_h)
+        _, h_next = _lstm_cell(cs, hs, proj(_join(x_next, into_core)), w_h)
         x_next = h_next
       x = hs
-    if self.eta_embed_dim:
-      if eta_input is None:
-        raise ValueError("eta_input is required when eta_embed_dim > 0")
-      emb = nn.Dense(self.eta_embed_dim, name="eta_embedding")(jax.lax.stop_gradient(eta_input))
-      x = jnp.concatenate([x, jnp.broadcast_to(emb, x.shape[:-1] + emb.shape[-1:])], axis=-1)
-      if next_obs is not None:
-        x_next = jnp.concatenate(
-            [x_next, jnp.broadcast_to(emb, x_next.shape[:-1] + emb.shape[-1:])], axis=-1)
+    x = _join(x, into_heads)
+    if next_obs is not None:
+      x_next = _join(x_next, into_heads)
     policy = nn.Dense(self.num_actions, name="policy", kernel_init=nn.initializers.normal(0.01))
     value = nn.Dense(1, name="value")
     logits = policy(x)
@@ -177,6 +211,7 @@ class Agent(NamedTuple):
     act: ``(params, obs [B, ...], first [B], core_state, eta_input) -> (logits [B, A], core_state)``.
     initial_state: ``batch -> core_state`` (``()`` for feed-forward agents).
     num_actions: size of the discrete action space.
+    eta_embed_dim: size of the η-embedding (0: the agent takes no ``eta_input``).
   """
 
   init: Callable
@@ -184,10 +219,11 @@ class Agent(NamedTuple):
   act: Callable
   initial_state: Callable
   num_actions: int
+  eta_embed_dim: int = 0
 
 
 def make_agent(num_actions: int, *, torso: str = "mlp", hidden: Sequence[int] = (64, 64),
-               lstm_size: int = 0, eta_embed_dim: int = 0) -> Agent:
+               lstm_size: int = 0, eta_embed_dim: int = 0, eta_position: str = "input") -> Agent:
   """Builds an :class:`Agent`.
 
   Args:
@@ -196,12 +232,24 @@ def make_agent(num_actions: int, *, torso: str = "mlp", hidden: Sequence[int] = 
     hidden: MLP widths; for conv/impala the last entry is the dense width (IMPALA: 256).
     lstm_size: LSTM width, 0 for none (IMPALA Atari: 256).
     eta_embed_dim: size of the η-embedding, 0 for an unconditioned agent (paper: 16).
+    eta_position: where ``e_η`` enters: ``"input"`` (with the observation features before the
+      hidden layers, or before the LSTM in an LSTM agent; it can then interact with the state)
+      or ``"heads"`` (right before the linear heads: a state-independent shift).
+
+  Raises:
+    ValueError: on an unknown ``torso``/``eta_position``, empty or non-positive ``hidden`` or a
+      non-positive ``num_actions``.
   """
   check_in(torso, "torso", ("mlp", "conv", "impala"))
+  check_in(eta_position, "eta_position", ETA_POSITIONS)
+  hidden = tuple(hidden)
+  if not hidden or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
+                       for h in hidden):
+    raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden}")
   check_positive(num_actions, "num_actions")
   check_positive(lstm_size, "lstm_size", allow_zero=True)
   check_positive(eta_embed_dim, "eta_embed_dim", allow_zero=True)
-  module = ActorCritic(num_actions, torso, tuple(hidden), lstm_size, eta_embed_dim)
+  module = ActorCritic(num_actions, torso, hidden, lstm_size, eta_embed_dim, eta_position)
 
   def initial_state(batch: int, dtype=jnp.float32):
     if not lstm_size:
@@ -222,5 +270,5 @@ def make_agent(num_actions: int, *, torso: str = "mlp", hidden: Sequence[int] = 
     out = module.apply(params, obs[None], None, first[None], core_state, eta_input)
     return out.logits[0], out.core_state
 
-  return Agent(init, apply, act, initial_state, int(num_actions))
+  return Agent(init, apply, act, initial_state, int(num_actions), int(eta_embed_dim))
 

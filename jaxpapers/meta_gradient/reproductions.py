@@ -59,6 +59,7 @@ register(Reproduction(
     seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     scale_note={s: f"10-state chain, 5 signal + 5 noise, {n} episodes"
                 for s, n in _TOY_EPISODES.items()},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 10, "cpu": 10},
 ))
 
 register(Reproduction(
@@ -72,12 +73,21 @@ register(Reproduction(
                        f"λ(even)={m['mean_even']:.2f}"),
     seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     scale_note={s: f"10-state ±1/negation chain, {n} episodes" for s, n in _TOY_EPISODES.items()},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 10, "cpu": 10},
 ))
 
 
-def _minatar_config(scale: str):
+def minatar_config(scale: str):
+  """The MinAtar meta-vs-fixed configuration (SpaceInvaders, the ``cpu`` config's game) at ``scale``.
+
+  ``smoke``: 1.6k env steps (pipeline check); ``quick``: 1e6 env steps (a few minutes, a look at
+  the curves, not the claim); ``cpu``: 1e7 env steps per seed; ``full``: 5e7 with the conv torso.
+  """
   c = mg_config.get_config("cpu")
-  if scale == "smoke":
+  if scale == "quick":
+    c.total_env_steps = 1_000_000
+    c.chunk_size = 200
+  elif scale == "smoke":
     c.num_envs, c.unroll_length, c.hidden = 8, 10, (32,)
     c.total_env_steps = 8 * 10 * 20
     c.chunk_size = 20
@@ -92,7 +102,7 @@ def _minatar_config(scale: str):
 
 
 def _minatar_run(scale, seeds, workdir):
-  c = _minatar_config(scale)
+  c = minatar_config(scale)
   r = train.run_variants(c, ("fixed", "meta_gamma_lambda"), seeds, workdir=workdir)
   fixed, meta = np.asarray(r["fixed"]["score"]), np.asarray(r["meta_gamma_lambda"]["score"])
   diff = meta - fixed  # same seed: same initial network and environment keys
@@ -121,7 +131,7 @@ register(Reproduction(
     paper_value="Atari-57 median human-normalised: meta-γ,λ above the fixed-γ IMPALA baseline",
     run=_minatar_run,
     check=_minatar_check,
-    summary=lambda m: (f"{m.get('env_name', 'Breakout-MinAtar')} return meta {m['meta_mean']:.2f} vs fixed {m['fixed_mean']:.2f} "
+    summary=lambda m: (f"{m.get('env_name', 'SpaceInvaders-MinAtar')} return meta {m['meta_mean']:.2f} vs fixed {m['fixed_mean']:.2f} "
                        f"(paired diff {m['diff_mean']:+.2f} ± {m['diff_sem']:.2f} s.e.); "
                        f"γ={np.mean(m['gamma']):.4f} λ={np.mean(m['lambda']):.3f}"),
     seeds={"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "full": (0, 1, 2, 3, 4)},
@@ -129,4 +139,5 @@ register(Reproduction(
                 "cpu": "MinAtar SpaceInvaders, 1e7 env steps per seed, 64 envs, MLP torso, "
                        "η-conditioned",
                 "full": "MinAtar SpaceInvaders, 5e7 env steps per seed, conv torso, η-conditioned"},
+    budget_s={"smoke": 30, "cpu": 800},
 ))

@@ -27,9 +27,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from jaxpapers._src.validation import check_array, check_in, check_positive
+from jaxpapers._src.validation import check_array, check_in, check_positive, is_concrete
 
 CHAINS = ("signal_noise", "negation")
 
@@ -66,12 +67,23 @@ def eta_return(rewards: jax.Array, values: jax.Array, gammas: jax.Array,
   """Per-state λ-return with state-dependent ``γ(s), λ(s)`` on a chain episode.
 
   ``G_s = R_s + γ_{s+1} [(1 − λ_{s+1}) v_{s+1} + λ_{s+1} G_{s+1}]`` with ``G_{n} = v_{n} = 0``
-  (termination after the last state); ``γ_0, λ_0`` are unused.
+  (termination after the last state); ``γ_0, λ_0`` are unused. NaN inputs give NaN returns.
+
+  Raises:
+    TypeError: an input is not a floating array.
+    ValueError: ``rewards`` is not a non-empty vector, the others are not ``rewards``'s shape, or
+      concrete ``gammas``/``lambdas`` leave [0, 1].
   """
+  check_array(rewards, "rewards", ndim=1, dtype_kind="f")
   n = rewards.shape[0]
-  check_array(values, "values", shape=(n,))
-  check_array(gammas, "gammas", shape=(n,))
-  check_array(lambdas, "lambdas", shape=(n,))
+  if n == 0:
+    raise ValueError("rewards must hold at least one state")
+  check_array(values, "values", shape=(n,), dtype_kind="f")
+  check_array(gammas, "gammas", shape=(n,), dtype_kind="f")
+  check_array(lambdas, "lambdas", shape=(n,), dtype_kind="f")
+  for name, x in (("gammas", gammas), ("lambdas", lambdas)):
+    if is_concrete(x) and np.any(np.abs(np.asarray(x, np.float64) - 0.5) > 0.5):
+      raise ValueError(f"{name} must lie in [0, 1], got {np.asarray(x)}")
   nxt_v = jnp.append(values[1:], 0.0)
   nxt_g = jnp.append(gammas[1:], 0.0)
   nxt_l = jnp.append(lambdas[1:], 0.0)

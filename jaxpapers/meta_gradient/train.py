@@ -22,13 +22,15 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.loop import run_chunked
 from jaxpapers._src.metrics import MetricsWriter
 from jaxpapers._src.prng import as_key
 from jaxpapers._src.validation import check_in, check_positive
-from jaxpapers.meta_gradient import core, envs, networks
+from jaxpapers.meta_gradient import core, envs, haiku_networks, networks
 
 VARIANTS = ("fixed", "meta_gamma", "meta_lambda", "meta_gamma_lambda")
+NETWORKS = ("flax", "haiku")
 
 
 class TrainState(NamedTuple):
@@ -66,14 +68,36 @@ def validate_config(config: ml_collections.ConfigDict, variant: str):
   """Checks a training config; raises ``ValueError`` naming the bad field."""
   check_in(variant, "variant", VARIANTS)
   check_in(config.env_name, "config.env_name", envs.ENVS)
-  for name in ("num_envs", "unroll_length", "total_env_steps", "learning_rate", "meta_lr"):
+  for name in ("num_envs", "unroll_length", "total_env_steps", "learning_rate", "meta_lr",
+               "max_grad_norm"):
     check_positive(config[name], f"config.{name}")
-  core.check_reference(config.gamma_ref, config.lambda_ref)
+  for name in ("learning_rate", "meta_lr", "max_grad_norm", "rms_eps", "baseline_cost",
+               "entropy_cost"):
+    v = config[name]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+      raise ValueError(f"config.{name} must be a finite number >= 0, got {v!r}")
+  if not 0.0 <= config.rms_decay < 1.0:
+    raise ValueError(f"config.rms_decay must be in [0, 1), got {config.rms_decay}")
+  for name in ("gamma_ref", "lambda_ref"):
+    try:
+      core.check_reference(**{"gamma_ref": 0.99, "lambda_ref": 1.0, name: config[name]})
+    except ValueError as e:
+      raise ValueError(f"config.{e}") from None
   for name in ("gamma_init", "lambda_init"):
     if not 0.0 < config[name] < 1.0:
       raise ValueError(f"config.{name} must be in (0, 1), got {config[name]}")
   if not 0.0 <= config.trace_decay <= 1.0:
     raise ValueError(f"config.trace_decay must be in [0, 1], got {config.trace_decay}")
+  if not isinstance(config.eta_conditioning, bool):
+    raise ValueError(f"config.eta_conditioning must be a bool, got {config.eta_conditioning!r}")
+  if config.eta_conditioning and not config.eta_embed_dim > 0:
+    raise ValueError("config.eta_conditioning=True needs config.eta_embed_dim > 0, got "
+                     f"{config.eta_embed_dim}")
+  check_in(config.get("eta_position", "input"), "config.eta_position", networks.ETA_POSITIONS)
+  check_in(config.get("network", "flax"), "config.network", NETWORKS)
+  if config.get("network", "flax") == "haiku" and config.torso not in ("auto", "mlp"):
+    raise ValueError(f"config.network='haiku' supports config.torso='mlp' only, got "
+                     f"{config.torso!r}")
   if config.total_env_steps < config.num_envs * config.unroll_length:
     raise ValueError("config.total_env_steps must be at least num_envs * unroll_length = "
                      f"{config.num_envs * config.unroll_length}, got {config.total_env_steps}")
@@ -98,9 +122,19 @@ def make_learner(config: ml_collections.ConfigDict, variant: str = "meta_gamma_l
   spec = envs.make_env(config.env_name)
   env, env_params = spec.env, spec.params
   torso = spec.torso if config.torso == "auto" else config.torso
-  agent = networks.make_agent(spec.num_actions, torso=torso, hidden=tuple(config.hidden),
-                              lstm_size=config.lstm_size,
-                              eta_embed_dim=config.eta_embed_dim if config.eta_conditioning else 0)
+  embed = config.eta_embed_dim if config.eta_conditioning else 0
+  eta_position = config.get("eta_position", "input")
+  if config.get("network", "flax") == "haiku":
+    if torso != "mlp":
+      raise ValueError(f"config.network='haiku' supports the mlp torso only; {config.env_name} "
+                       f"uses {torso!r} (set config.torso='mlp')")
+    agent = haiku_networks.make_haiku_agent(spec.num_actions, hidden=tuple(config.hidden),
+                                            lstm_size=config.lstm_size, eta_embed_dim=embed,
+                                            eta_position=eta_position)
+  else:
+    agent = networks.make_agent(spec.num_actions, torso=torso, hidden=tuple(config.hidden),
+                                lstm_size=config.lstm_size, eta_embed_dim=embed,
+                                eta_position=eta_position)
   b, t = config.num_envs, config.unroll_length
   num_updates = config.total_env_steps // (b * t)
   lr = (optax.linear_schedule(config.learning_rate, 0.0, num_updates) if config.anneal_lr
@@ -108,7 +142,7 @@ def make_learner(config: ml_collections.ConfigDict, variant: str = "meta_gamma_l
   optimizer = core.make_inner_optimizer(config.optimizer, lr, decay=config.rms_decay,
                                         eps=config.rms_eps, max_grad_norm=config.max_grad_norm)
   learner = core.make_meta_learner(
-      agent.apply, optimizer, gamma_ref=config.gamma_ref, lambda_ref=config.lambda_ref,
+      agent, optimizer, gamma_ref=config.gamma_ref, lambda_ref=config.lambda_ref,
       baseline_cost=config.baseline_cost, entropy_cost=config.entropy_cost,
       eta_conditioning=config.eta_conditioning,
       objective_uses_reference_eta=config.objective_uses_reference_eta)
@@ -150,11 +184,13 @@ def make_learner(config: ml_collections.ConfigDict, variant: str = "meta_gamma_l
     return core.Trajectory(o, o, jnp.zeros((t, b), jnp.int32), z, f, f, f,
                            jnp.zeros((t, b, spec.num_actions), jnp.float32), core_state)
 
-  def init(key, learn_mask=None) -> TrainState:
+  def init(key, learn_mask=None, params=None) -> TrainState:
     """Resets the environments and the networks; the first ``step`` only collects ``τ``.
 
     ``learn_mask`` (``[2]`` floats, γ then λ) overrides which meta-parameters this run learns, so
     one compiled meta-learner can also run the fixed baseline (mask ``[0, 0]``) under ``vmap``.
+    ``params`` replaces the network's initial parameters (same tree as ``agent.init``'s, e.g. a
+    flax agent's copied into a haiku one with ``haiku_params_from_flax``).
     """
     if learn_mask is None:
       learn_mask = variant_mask(variant)
@@ -163,7 +199,12 @@ def make_learner(config: ml_collections.ConfigDict, variant: str = "meta_gamma_l
     k_env, k_net, k_run = jax.random.split(key, 3)
     obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, b), env_params)
     core_state = agent.initial_state(b)
-    params = agent.init(k_net, obs)
+    fresh = agent.init(k_net, obs)
+    if params is None:
+      params = fresh
+    elif jax.tree.structure(params) != jax.tree.structure(fresh):
+      raise ValueError("params must have the tree structure of the agent's init, got "
+                       f"{jax.tree.structure(params)} vs {jax.tree.structure(fresh)}")
     meta = core.init_meta_params(config.gamma_init, config.lambda_init)
     trace = core.zero_trace(params) if (is_meta and mu > 0) else ()
     return TrainState(params, optimizer.init(params), meta, meta_opt.init(meta), trace, env_state,
@@ -335,7 +376,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   if not config.variants:
     raise ValueError("config.variants must name at least one variant")
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   out = {"env_name": config.env_name, "seeds": list(config.seeds)}
   out.update(run_variants(config, config.variants, config.seeds, workdir=workdir,
                           progress=config.progress))

@@ -39,16 +39,23 @@ def ring_allreduce(x: jax.Array, axis_name: str, axis_size: int,
 
   Returns:
     An array of ``x``'s shape and dtype holding the (approximate, if compressed) sum, identical
-    on every rank.
+    on every rank. The partial sums are accumulated in ``float64`` for ``float64`` input (and the
+    uncompressed ring sends ``float64`` messages, so it is exact to float64 rounding) and in
+    ``float32`` otherwise; the compressors code float32 values.
+
+  Raises:
+    TypeError: ``x`` is not a floating array.
+    ValueError: bad ``axis_size`` or compressor.
   """
   c = get_compressor(compressor)
   _check_axis_size(axis_size)
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    raise TypeError(f"x must be a floating array, got dtype {x.dtype}")
+  if not hasattr(x, "dtype") or not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f"x must be a floating array, got dtype {getattr(x, 'dtype', type(x))}")
   p = int(axis_size)
   if p == 1:
     return x  # no hop, nothing sent, nothing compressed
-  flat = x.reshape(-1).astype(jnp.float32)
+  acc_dtype = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+  flat = x.reshape(-1).astype(acc_dtype)
   n = flat.shape[0]
   m = -(-n // p)
   flat = jnp.pad(flat, (0, m * p - n))
@@ -59,14 +66,14 @@ def ring_allreduce(x: jax.Array, axis_name: str, axis_size: int,
   for s in range(p - 1):
     payload = c.encode(chunks[(rank - s) % p])
     received = jax.lax.ppermute(payload, axis_name, ring)
-    chunks = chunks.at[(rank - 1 - s) % p].add(c.decode(received))
+    chunks = chunks.at[(rank - 1 - s) % p].add(c.decode(received).astype(acc_dtype))
   own = (rank + 1) % p
   payload = c.encode(chunks[own])
-  chunks = chunks.at[own].set(c.decode(payload))
+  chunks = chunks.at[own].set(c.decode(payload).astype(acc_dtype))
   # All-gather: forward the compressed reduced chunks around the ring.
   for s in range(p - 1):
     payload = jax.lax.ppermute(payload, axis_name, ring)
-    chunks = chunks.at[(rank - s) % p].set(c.decode(payload))
+    chunks = chunks.at[(rank - s) % p].set(c.decode(payload).astype(acc_dtype))
   return chunks.reshape(-1)[:n].reshape(x.shape).astype(x.dtype)
 
 
@@ -80,8 +87,8 @@ def tree_ring_allreduce(tree, axis_name: str, axis_size: int,
 def ring_elements_sent(p: int, n: int) -> int:
   """Elements one rank sends in :func:`ring_allreduce`: ``2(p − 1)·⌈n/p⌉``."""
   _check_axis_size(p)
-  if n < 0:
-    raise ValueError(f"n must be >= 0, got {n}")
+  if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+    raise ValueError(f"n must be an integer >= 0, got {n!r}")
   return 2 * (p - 1) * (-(-n // p))
 
 

@@ -7,6 +7,8 @@ size. The timing model's network describes the cluster the wall-clock is predict
 
 from __future__ import annotations
 
+import math
+
 import ml_collections
 
 from jaxpapers._src.validation import check_in
@@ -16,6 +18,8 @@ METHODS = ("ps_sync", "ps_async", "allreduce_sync", "pipe", "pipe_compressed")
 
 def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   """Returns the experiment configuration at ``scale`` in ``("smoke", "cpu", "full")``."""
+  if scale == "quick":  # one run of the cpu setting; the quick reproduction tier picks its rows
+    return get_config("cpu")
   check_in(scale, "scale", ("smoke", "cpu", "full"))
   c = ml_collections.ConfigDict()
   c.scale = scale
@@ -64,3 +68,38 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     c.target_accuracy = 0.98
     c.timing.bandwidth_bytes_per_s = 10e9 / 8  # 10 Gbit/s
   return c
+
+
+def _int_at_least(cfg, name: str, low: int):
+  v = cfg[name]
+  if isinstance(v, bool) or not isinstance(v, int) or v < low:
+    raise ValueError(f"config.{name} must be an integer >= {low}, got {v!r}")
+
+
+def _finite(v, name: str, *, low: float = 0.0, strict: bool = False):
+  if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
+      v <= low if strict else v < low):
+    raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {v!r}")
+
+
+def validate_config(cfg: ml_collections.ConfigDict):
+  """Checks an experiment config; raises ``ValueError`` naming the first bad field."""
+  if not cfg.methods:
+    raise ValueError("config.methods must name at least one method")
+  for m in cfg.methods:
+    check_in(m, "config.methods", METHODS)
+  check_in(cfg.compressor, "config.compressor", ("none", "truncate16", "quantize8"))
+  check_in(cfg.model, "config.model", ("mlp", "cnn"))
+  for name in ("num_workers", "batch_size", "width", "num_steps", "eval_every"):
+    _int_at_least(cfg, name, 1)
+  if cfg.batch_size % cfg.num_workers:
+    raise ValueError(f"config.batch_size {cfg.batch_size} is not divisible by the device count "
+                     f"config.num_workers={cfg.num_workers}")
+  _finite(cfg.learning_rate, "config.learning_rate", strict=True)
+  if not 0.0 <= cfg.target_accuracy <= 1.0:
+    raise ValueError(f"config.target_accuracy must be in [0, 1], got {cfg.target_accuracy}")
+  _finite(cfg.timing.latency_s, "config.timing.latency_s")
+  _finite(cfg.timing.bandwidth_bytes_per_s, "config.timing.bandwidth_bytes_per_s", strict=True)
+  _finite(cfg.timing.gamma, "config.timing.gamma")
+  _finite(cfg.timing.zeta, "config.timing.zeta")
+  return cfg

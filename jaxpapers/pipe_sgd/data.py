@@ -83,11 +83,18 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
-  """MNIST from the four IDX files (raw or ``.gz``) in ``data_dir`` (or the ``mnist`` dataset)."""
+  """MNIST from the four IDX files (raw or ``.gz``) in ``data_dir`` (or the ``mnist`` dataset).
+
+  ``data_dir`` may be the data set's folder or a data root holding ``mnist/`` (the rule of every
+  loader, as :func:`jaxpapers._src.data.find_dataset`).
+  """
   if data_dir is None:
     folder = find_dataset("mnist")
   else:
     folder = pathlib.Path(data_dir)
+    probe = MNIST_FILES[0]
+    if not any((folder / n).exists() for n in (probe, probe + ".gz")) and (folder / "mnist").is_dir():
+      folder = folder / "mnist"
   arrays = [read_idx(_resolve(folder, f)) for f in MNIST_FILES]
   xtr, ytr, xte, yte = arrays
   if xtr.ndim != 3 or xtr.shape[0] != ytr.shape[0] or xte.shape[0] != yte.shape[0]:

@@ -16,6 +16,16 @@ address, e.g. on host ``i`` of ``p``::
       --process_id=i --mode=train --steps=1000 --width=2 --compressor=truncate16 --out=/tmp/w
 
 (``--collectives=nccl`` is implied on GPU; ``gloo`` is used for CPU devices.)
+
+Trust model. Everything here assumes a private network of mutually trusted hosts, as in the
+paper's cluster. Process 0 runs JAX's coordination service (gRPC) on the ``--coordinator`` port;
+it has no authentication or encryption, so any host that can reach the port can join as a worker,
+read the run's key-value store or stall/kill the job, and the gloo collectives exchange gradients
+as plain TCP. The coordinator therefore binds only to the address named in ``--coordinator``
+(``coordinator_bind_address``; JAX's default is every interface, ``[::]``) — override with
+``--coordinator_bind_address`` only deliberately. Run it behind a firewall or on an isolated
+VLAN/VPN, never on an address reachable from the internet; local runs (:func:`launch_local`)
+use ``127.0.0.1``.
 """
 
 from __future__ import annotations
@@ -42,8 +52,26 @@ def free_port() -> int:
     return int(s.getsockname()[1])
 
 
+def coordinator_bind_address(coordinator: str, bind: str | None = None) -> str:
+  """The ``host:port`` process 0's coordination service listens on.
+
+  Defaults to the coordinator address itself (its host's interface only), rather than JAX's
+  default of every interface (see the trust model in the module docstring).
+
+  Raises:
+    ValueError: if ``coordinator`` (or ``bind``) is not ``host:port`` with a port in [1, 65535].
+  """
+  for name, addr in (("coordinator", coordinator), ("coordinator_bind_address", bind)):
+    if addr is None:
+      continue
+    host, sep, port = str(addr).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+      raise ValueError(f"{name} must be 'host:port', got {addr!r}")
+  return coordinator if bind is None else bind
+
+
 def initialize(coordinator: str, num_processes: int, process_id: int,
-               collectives: str = "gloo", timeout_s: int = 60):
+               collectives: str = "gloo", timeout_s: int = 60, bind_address: str | None = None):
   """Connects this process to the others (call before any other JAX work).
 
   Args:
@@ -52,14 +80,26 @@ def initialize(coordinator: str, num_processes: int, process_id: int,
     process_id: this process's index in ``[0, p)``.
     collectives: CPU collectives backend, ``"gloo"`` (or ``"mpi"``); ignored on GPU (NCCL).
     timeout_s: how long to wait for the other processes.
+    bind_address: where process 0's coordinator listens (default: ``coordinator``'s address,
+      see :func:`coordinator_bind_address`).
+
+  Raises:
+    ValueError: bad ``num_processes``/``process_id``/addresses/``collectives``.
   """
   import jax
 
-  if not 0 <= process_id < num_processes:
-    raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id}")
+  if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 1:
+    raise ValueError(f"num_processes must be an integer >= 1, got {num_processes!r}")
+  if isinstance(process_id, bool) or not isinstance(process_id, int) or not (
+      0 <= process_id < num_processes):
+    raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id!r}")
+  if collectives not in ("gloo", "mpi"):
+    raise ValueError(f"collectives must be 'gloo' or 'mpi', got {collectives!r}")
+  bind = coordinator_bind_address(coordinator, bind_address)
   jax.config.update("jax_cpu_collectives_implementation", collectives)
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                             process_id=process_id, initialization_timeout=timeout_s)
+                             process_id=process_id, initialization_timeout=timeout_s,
+                             coordinator_bind_address=bind)
 
 
 def _global(x, mesh, spec):
@@ -97,6 +137,10 @@ def run_tiny(mesh, *, seed: int = 0, steps: int = 20, width: int = 2, learning_r
 
   Works the same on a single-process mesh and on a mesh spanning several processes: every
   process builds the same host data and contributes its slices of each global array.
+
+  Raises:
+    ValueError: ``steps`` < 1, or ``batch_size`` outside [1, 64] (the problem's size) or not
+      divisible by the mesh's device count.
   """
   import jax
 
@@ -104,6 +148,14 @@ def run_tiny(mesh, *, seed: int = 0, steps: int = 20, width: int = 2, learning_r
   from jaxpapers.pipe_sgd import pipeline
 
   params, loss, x, y = tiny_problem(seed)
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+  if (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+      or not 1 <= batch_size <= len(y)):
+    raise ValueError(f"batch_size must be an integer in [1, {len(y)}], got {batch_size!r}")
+  if batch_size % mesh.shape["data"]:
+    raise ValueError(f"batch_size {batch_size} is not divisible by the device count "
+                     f"{mesh.shape['data']}")
   rng = np.random.default_rng(seed + 1)
   idx = np.stack([rng.choice(len(y), batch_size, replace=False) for _ in range(steps)])
   stream = {"x": _global(x[idx], mesh, P(None, "data")), "y": _global(y[idx], mesh, P(None, "data"))}
@@ -301,11 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap.add_argument("--coordinator", required=True)
   ap.add_argument("--num_processes", type=int, required=True)
   ap.add_argument("--process_id", type=int, required=True)
-  ap.add_argument("--collectives", default="gloo")
+  ap.add_argument("--coordinator_bind_address", default=None,
+                  help="where process 0's coordinator listens (default: --coordinator's address)")
+  ap.add_argument("--collectives", default="gloo", choices=("gloo", "mpi"))
   ap.add_argument("--mode", choices=MODES, default="train")
   ap.add_argument("--steps", type=int, default=20)
   ap.add_argument("--width", type=int, default=2)
   ap.add_argument("--learning_rate", type=float, default=0.2)
+  ap.add_argument("--batch_size", type=int, default=16,
+                  help="global batch per step in --mode=train (divisible by the device count)")
   ap.add_argument("--compressor", default="none")
   ap.add_argument("--method", default="psum", choices=("psum", "ring"),
                   help="AllReduce implementation timed in --mode=allreduce")
@@ -314,7 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap.add_argument("--compute_seconds", type=float, default=0.1)
   ap.add_argument("--out", default=None, help="folder for process 0's result")
   a = ap.parse_args(argv)
-  initialize(a.coordinator, a.num_processes, a.process_id, a.collectives)
+  if a.batch_size < 1:
+    ap.error(f"--batch_size must be >= 1, got {a.batch_size}")
+  initialize(a.coordinator, a.num_processes, a.process_id, a.collectives,
+             bind_address=a.coordinator_bind_address)
   import jax
 
   from jaxpapers._src.mesh import make_mesh
@@ -322,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   mesh = make_mesh("data")
   if a.mode == "train":
     res = run_tiny(mesh, seed=a.seed, steps=a.steps, width=a.width,
-                   learning_rate=a.learning_rate, compressor=a.compressor)
+                   learning_rate=a.learning_rate, compressor=a.compressor,
+                   batch_size=a.batch_size)
     if a.out and jax.process_index() == 0:
       os.makedirs(a.out, exist_ok=True)
       flat = {"/".join(str(getattr(k, "key", k)) for k in path): v

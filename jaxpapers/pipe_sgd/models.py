@@ -107,9 +107,18 @@ def cnn_apply(params: dict, x: jax.Array) -> jax.Array:
 
 def init_model(key: jax.Array, name: str, image_shape: tuple[int, int, int], num_classes: int,
                hidden: tuple[int, ...] = (64,), channels: tuple[int, ...] = (8, 16)):
-  """``(params, apply_fn)`` for ``name`` in ``("mlp", "cnn")``."""
+  """``(params, apply_fn)`` for ``name`` in ``("mlp", "cnn")``.
+
+  Raises:
+    ValueError: unknown ``name``, ``image_shape`` not three positive sizes, or bad layer sizes.
+  """
   if name not in MODELS:
     raise ValueError(f"model must be one of {list(MODELS)}, got {name!r}")
+  shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else None
+  if shape is None or len(shape) != 3 or any(
+      isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in shape):
+    raise ValueError(f"image_shape must be (height, width, channels) of positive integers, got "
+                     f"{image_shape!r}")
   if name == "mlp":
     in_dim = int(image_shape[0] * image_shape[1] * image_shape[2])
     return init_mlp(key, in_dim, tuple(hidden), num_classes), mlp_apply
@@ -117,9 +126,18 @@ def init_model(key: jax.Array, name: str, image_shape: tuple[int, int, int], num
 
 
 def cross_entropy_loss(apply_fn, params, batch) -> jax.Array:
-  """Mean softmax cross-entropy of ``apply_fn(params, batch["x"])`` against ``batch["y"]``."""
-  logits = apply_fn(params, batch["x"])
+  """Mean softmax cross-entropy of ``apply_fn(params, batch["x"])`` against ``batch["y"]``.
+
+  A label outside ``[0, num_classes)`` gives ``NaN`` (an honest value, also under ``jit``).
+
+  Raises:
+    TypeError: ``batch["y"]`` is not an integer array.
+    ValueError: ``batch["y"]`` is not rank 1 or is empty.
+  """
   y = check_array(batch["y"], "batch['y']", ndim=1, dtype_kind="iu")
+  if y.shape[0] == 0:
+    raise ValueError("batch['y'] is empty: the mean loss of no examples is undefined")
+  logits = apply_fn(params, batch["x"])
   logp = jax.nn.log_softmax(logits)
   return -jnp.mean(jnp.take_along_axis(logp, y[:, None].astype(jnp.int32), axis=1))
 

@@ -183,7 +183,9 @@ register(Reproduction(
     claim="Pipe-SGD (+compression) reaches the target accuracy fastest in wall-clock; up to 5.4x "
           "vs conventional approaches on a 4-node GPU cluster",
     paper_value=5.4, run=run_table, check=check_table, summary=summary_table,
-    seeds={"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)}, scale_note=_SCALE_NOTE))
+    seeds={"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)}, scale_note=_SCALE_NOTE,
+    budget_s={"smoke": 10, "cpu": 30},
+))
 
 register(Reproduction(
     paper=PAPER, name="width2_accuracy",
@@ -191,7 +193,9 @@ register(Reproduction(
           "synchronous SGD",
     paper_value="same accuracy as synchronous SGD", run=run_accuracy, check=check_accuracy,
     summary=summary_accuracy, seeds={"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)},
-    scale_note=_SCALE_NOTE))
+    scale_note=_SCALE_NOTE,
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 30, "cpu": 5},
+))
 
 register(Reproduction(
     paper=PAPER, name="width2_optimal",
@@ -199,7 +203,9 @@ register(Reproduction(
     paper_value="K=2", run=run_width, check=check_width, summary=summary_width,
     seeds={"smoke": (0,), "cpu": (0,), "full": (0,)},
     scale_note={"smoke": "7x7 grid of compute/comm times", "cpu": "25x25 grid",
-                "full": "25x25 grid"}))
+                "full": "25x25 grid"},
+    budget_s={"smoke": 1, "cpu": 1},
+))
 
 register(Reproduction(
     paper=PAPER, name="overlap",
@@ -209,4 +215,6 @@ register(Reproduction(
     summary=summary_overlap, seeds={"smoke": (0,), "cpu": (0,), "full": (0,)},
     scale_note={"smoke": "in-process, sleep-compute = comm time",
                 "cpu": "2 processes (gloo) in a netns with tbf 50 MB/s, 5e5 floats",
-                "full": "as cpu"}))
+                "full": "as cpu"},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 20, "cpu": 20},
+))

@@ -79,14 +79,27 @@ def network_from_bandwidth(latency_s: float, bandwidth_bytes_per_s: float,
                  float(gamma))
 
 
+def _check_nonnegative(x, name: str):
+  """Concrete values must be >= 0 (NaN passes through and gives an honest NaN time)."""
+  if is_concrete(x) and np.any(np.asarray(x, np.float64) < 0):
+    raise ValueError(f"{name} must be >= 0, got {x}")
+
+
 def _check_common(net: Network, p, n):
   if not isinstance(net, Network):
     raise TypeError(f"net must be a pipe_sgd.timing.Network, got {type(net).__name__}")
+  for field in Network._fields:
+    _check_nonnegative(getattr(net, field), f"net.{field}")
   # value checks only on concrete inputs (under jit/vmap the values are not known)
   if is_concrete(p) and np.any(np.asarray(p) < 1):
     raise ValueError(f"p (cluster size) must be >= 1, got {p}")
   if is_concrete(n) and np.any(np.asarray(n) < 0):
     raise ValueError(f"n (model size) must be >= 0, got {n}")
+
+
+def _check_times(t_comp, t_up):
+  _check_nonnegative(t_comp, "t_comp")
+  _check_nonnegative(t_up, "t_up")
 
 
 def ring_allreduce_time(net: Network, p, n, *, bits: int = FULL_BITS, zeta: float = 0.0):
@@ -102,8 +115,14 @@ def ring_allreduce_time(net: Network, p, n, *, bits: int = FULL_BITS, zeta: floa
     n: number of gradient elements.
     bits: bits per transmitted element (32 uncompressed, 16 truncation, 8 quantization).
     zeta: seconds per element to encode + decode (0 without compression).
+
+  Raises:
+    ValueError: concrete ``p`` < 1, ``n`` < 0, a negative cost in ``net`` or ``zeta`` < 0, or
+      ``bits`` not 8/16/32 (NaN inputs give a NaN time).
+    TypeError: ``net`` is not a :class:`Network`.
   """
   _check_common(net, p, n)
+  _check_nonnegative(zeta, "zeta")
   if bits not in (8, 16, 32):
     raise ValueError(f"bits must be 8, 16 or 32, got {bits}")
   p = jnp.asarray(p, jnp.float32)
@@ -123,6 +142,7 @@ def ring_elements_per_rank(p, n):
 def allreduce_sync_time(net: Network, p, n, t_comp, t_up=0.0, *, bits: int = FULL_BITS,
                         zeta: float = 0.0):
   """Synchronous decentralized SGD: ``t_comp + t_up + T_ring`` (paper's AllReduce baseline)."""
+  _check_times(t_comp, t_up)
   return t_comp + t_up + ring_allreduce_time(net, p, n, bits=bits, zeta=zeta)
 
 
@@ -136,6 +156,7 @@ def pipe_sgd_time(net: Network, p, n, t_comp, t_up=0.0, *, width: int = 2,
   """
   if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
     raise ValueError(f"width (pipeline width K) must be an integer >= 1, got {width!r}")
+  _check_times(t_comp, t_up)
   comm = ring_allreduce_time(net, p, n, bits=bits, zeta=zeta)
   if width == 1:
     return t_comp + t_up + comm
@@ -145,6 +166,7 @@ def pipe_sgd_time(net: Network, p, n, t_comp, t_up=0.0, *, width: int = 2,
 def ps_sync_time(net: Network, p, n, t_comp, t_up=0.0):
   """Synchronous parameter server with one server: ``t_comp + 2p(α + nβ) + (p − 1)nγ + t_up``."""
   _check_common(net, p, n)
+  _check_times(t_comp, t_up)
   p = jnp.asarray(p, jnp.float32)
   n = jnp.asarray(n, jnp.float32)
   return t_comp + 2.0 * p * (net.alpha + n * net.beta) + (p - 1.0) * n * net.gamma + t_up
@@ -158,6 +180,7 @@ def ps_async_time(net: Network, p, n, t_comp, t_up=0.0):
   time.
   """
   _check_common(net, p, n)
+  _check_times(t_comp, t_up)
   p = jnp.asarray(p, jnp.float32)
   n = jnp.asarray(n, jnp.float32)
   trip = 2.0 * (net.alpha + n * net.beta)

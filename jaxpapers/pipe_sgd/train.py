@@ -30,10 +30,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.loop import run_chunked
 from jaxpapers._src.metrics import MetricsWriter
 from jaxpapers._src.prng import as_key
 from jaxpapers.pipe_sgd import allreduce, data, models, pipeline, timing
+from jaxpapers.pipe_sgd import config as pipe_config
 from jaxpapers.pipe_sgd.compression import get_compressor
 from jaxpapers.pipe_sgd.config import METHODS
 
@@ -162,7 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   iterations to ``target_accuracy``, the final accuracy, the predicted time per iteration and
   the predicted wall-clock to the target, plus the speedups of Pipe-SGD.
   """
-  cfg = config
+  cfg = pipe_config.validate_config(config)
   for m in cfg.methods:
     _method_numerics(m, cfg)
   p = int(cfg.num_workers)
@@ -170,7 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f"num_workers must be >= 1, got {p}")
   if int(cfg.batch_size) % p:
     raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the device count {p}")
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   ds = load_config_dataset(cfg)
   key = as_key(int(cfg.seed))
   params, apply_fn = models.init_model(key, cfg.model, ds.x_train.shape[1:], ds.num_classes,

@@ -4,7 +4,9 @@ Q. Yao and J. T. Kwok. "Scalable Robust Matrix Factorization with Nonconvex Loss
 RMFNL minimises Σ_Ω φ(|X_ij − u_iᵀ v_j|) + λ/2 (‖U‖² + ‖V‖²) for ℓ1 or a concave φ (LSP, Geman,
 Laplace) by majorization–minimization; each convex surrogate is solved through its
 box-constrained dual with accelerated proximal gradient on the sparse observed set only. The
-RMF-MM baseline (Lin, Xu & Zha 2017) and an ℓ2 ALS baseline are included.
+RMF-MM baseline (Lin, Xu & Zha 2017) and an ℓ2 ALS baseline are included. Fits start by default
+from the spectral estimate (truncated SVD of P_Ω(X)/p by sparse subspace iteration) and every MM
+step is monotone in H.
 """
 
 from jaxpapers.robust_mf import config as config
@@ -57,4 +59,5 @@ from jaxpapers.robust_mf.rmfnl import objective as objective
 from jaxpapers.robust_mf.rmfnl import primal_from_dual as primal_from_dual
 from jaxpapers.robust_mf.rmfnl import rmf_mm as rmf_mm
 from jaxpapers.robust_mf.rmfnl import solve_dual as solve_dual
+from jaxpapers.robust_mf.rmfnl import spectral_init as spectral_init
 from jaxpapers.robust_mf.rmfnl import surrogate_value as surrogate_value

@@ -85,7 +85,8 @@ def fit_l2(key, observations, rank: int, *, lam=None, num_sweeps: int = 30,
   if not isinstance(observations, obs_lib.SparseObservations):
     raise TypeError("observations must be SparseObservations, got "
                     f"{type(observations).__name__}")
-  rmfnl._check_common(observations, rank, "l1", 1, 1, 1)
+  rank = rmfnl._check_common(observations, rank, "l1", 1, 1, 1)
+  key = rmfnl._check_key(key)
   if not isinstance(num_sweeps, int) or num_sweeps < 1:
     raise ValueError(f"num_sweeps must be a positive int, got {num_sweeps!r}")
   lam = rmfnl.default_lambda(observations.shape) if lam is None else lam

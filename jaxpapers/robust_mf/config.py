@@ -31,10 +31,14 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     l2_lam, l2_sweeps: the ℓ2 ALS baseline.
     l1_rho0: relaxation ρ₀ of the ℓ1 stage (RMF-MM's 0.004, growing ×1.2 to the exact bound;
       1.0 = plain MM from the start, much slower from a random initialisation).
+    init: start of the ℓ1 stage and of RMF-MM: ``"spectral"`` (the default of
+      :func:`~.rmfnl.fit`) or ``"random"`` (N(0, init_scale²) factors).
     init_scale: standard deviation of the random initialisation.
     max_outer, outer_tol, max_inner, inner_tol, check_every: RMFNL solver settings.
     seed: PRNG seed.
   """
+  if scale == "quick":  # one run of the cpu setting; the quick reproduction tier picks its rows
+    return get_config("cpu")
   check_in(scale, "scale", SCALES)
   c = ml_collections.ConfigDict()
   c.scale = scale
@@ -58,6 +62,7 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.l2_lam = 1.0
   c.l2_sweeps = 30
   c.l1_rho0 = 0.004
+  c.init = "spectral"
   c.init_scale = 1.0
   c.max_outer = 100
   c.outer_tol = 1e-4

@@ -71,10 +71,14 @@ class SyntheticProblem(NamedTuple):
   outlier_mask: jax.Array
 
 
-def _parse(path, sep: str) -> Ratings:
+def _parse(path, sep: str, rating_range: tuple[float, float]) -> Ratings:
+  """Parses ``user<sep>item<sep>rating<sep>timestamp`` lines; every error names ``path:line``."""
   path = os.fspath(path)
   if not os.path.exists(path):
     raise FileNotFoundError(f"ratings file not found: {path}")
+  low, high = rating_range
+  shown = "<TAB>" if sep == "\t" else sep
+  fmt = shown.join(("user", "item", "rating", "timestamp"))
   rows = []
   with open(path, encoding="latin-1") as f:
     for lineno, line in enumerate(f, 1):
@@ -82,27 +86,46 @@ def _parse(path, sep: str) -> Ratings:
       if not line:
         continue
       parts = line.split(sep) if sep != "\t" else line.split()
-      if len(parts) < 3:
-        raise ValueError(f"{path}:{lineno}: expected user{sep!r}item{sep!r}rating[...], "
-                         f"got {line!r}")
+      if len(parts) != 4:
+        raise ValueError(f"{path}:{lineno}: expected 4 fields {fmt}, got {len(parts)} in "
+                         f"{line!r}")
       try:
-        rows.append((int(parts[0]), int(parts[1]), float(parts[2])))
+        user, item, rating, _ = int(parts[0]), int(parts[1]), float(parts[2]), int(parts[3])
       except ValueError as e:
         raise ValueError(f"{path}:{lineno}: cannot parse {line!r}: {e}") from None
+      if not np.isfinite(rating) or not low <= rating <= high:
+        raise ValueError(f"{path}:{lineno}: rating must be a number in [{low:g}, {high:g}], got "
+                         f"{parts[2]!r}")
+      if user < 1 or item < 1:
+        raise ValueError(f"{path}:{lineno}: user and item ids must be positive, got {line!r}")
+      rows.append((user, item, rating))
   if not rows:
     raise ValueError(f"{path}: no ratings found")
   arr = np.asarray(rows, dtype=np.float64)
   return Ratings(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2])
 
 
-def load_ratings_tsv(path) -> Ratings:
-  """Reads a MovieLens-100K file (``u.data``, ``u1.base``, ``u1.test``): tab-separated."""
-  return _parse(path, "\t")
+def load_ratings_tsv(path, rating_range: tuple[float, float] = (1.0, 5.0)) -> Ratings:
+  """Reads a MovieLens-100K file (``u.data``, ``u1.base``, ``u1.test``): tab-separated.
+
+  Every line must have the format's 4 fields ``user item rating timestamp`` (integers but the
+  rating), with a finite rating in ``rating_range`` (1–5 stars).
+
+  Raises:
+    FileNotFoundError: missing file.
+    ValueError: naming ``path:line``, for a wrong field count, an unparsable field, a NaN/inf or
+      out-of-range rating or a non-positive id; or an empty file.
+  """
+  return _parse(path, "\t", rating_range)
 
 
-def load_ratings_dat(path) -> Ratings:
-  """Reads a MovieLens-1M/10M ``ratings.dat`` file: ``::``-separated."""
-  return _parse(path, "::")
+def load_ratings_dat(path, rating_range: tuple[float, float] = (0.5, 5.0)) -> Ratings:
+  """Reads a MovieLens-1M/10M ``ratings.dat`` file: ``UserID::MovieID::Rating::Timestamp``.
+
+  ML-1M ratings are whole stars 1–5; ML-10M has half stars down to 0.5, hence the default
+  ``rating_range`` (pass ``(1, 5)`` for ML-1M). Errors as in :func:`load_ratings_tsv`.
+  """
+  return _parse(path, "::", rating_range)
 
 
 def index_ratings(*parts: Ratings, dtype=jnp.float32) -> tuple[list[obs_lib.SparseObservations],

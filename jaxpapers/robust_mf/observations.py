@@ -101,7 +101,8 @@ def sparse_observations(rows, cols, values, shape, *, dtype=None) -> SparseObser
 
   Raises:
     TypeError: non-integer indices, non-numeric values or a malformed ``shape``.
-    ValueError: empty Ω, mismatched lengths, indices out of range, or NaN/inf values.
+    ValueError: empty Ω, mismatched lengths, indices out of range, a duplicated (row, col)
+      (the message names the first repeated position), or NaN/inf values.
   """
   m, n = _check_shape(shape)
   rows, cols, values = np.asarray(rows), np.asarray(cols), np.asarray(values)
@@ -117,6 +118,16 @@ def sparse_observations(rows, cols, values, shape, *, dtype=None) -> SparseObser
     raise ValueError(f"rows must lie in [0, {m}), got range [{rows.min()}, {rows.max()}]")
   if cols.min() < 0 or cols.max() >= n:
     raise ValueError(f"cols must lie in [0, {n}), got range [{cols.min()}, {cols.max()}]")
+  flat = rows.astype(np.int64) * n + cols.astype(np.int64)
+  order = np.argsort(flat, kind="stable")
+  same = flat[order][1:] == flat[order][:-1]
+  if same.any():
+    later = order[1:][same]  # positions that repeat an earlier (row, col)
+    pos = int(later.min())
+    first = int(np.flatnonzero(flat == flat[pos])[0])
+    raise ValueError(f"duplicate entry: position {pos} repeats (row, col) = "
+                     f"({int(rows[pos])}, {int(cols[pos])}) of position {first}; "
+                     f"{int(same.sum())} duplicate(s) in all (merge them before building Ω)")
   if dtype is None:
     dtype = values.dtype if values.dtype.kind == "f" else jnp.float32
   values = np.asarray(values, dtype=dtype)
@@ -202,18 +213,76 @@ def count(obs: Observations):
   return jnp.sum(obs.mask)
 
 
+def check_indices(obs: Observations):
+  """Raises ``ValueError`` if a concrete sparse ``obs`` has an index outside ``obs.shape``.
+
+  JAX clamps out-of-range gathers and drops out-of-range scatters, so such an index would give a
+  finite wrong number rather than an error; :class:`SparseObservations` built directly (not by
+  :func:`sparse_observations`) are checked here. Skipped under tracing.
+  """
+  if not isinstance(obs, SparseObservations):
+    return
+  m, n = obs.shape
+  for name, idx, size in (("rows", obs.rows, m), ("cols", obs.cols, n)):
+    if not validation.is_concrete(idx):
+      continue
+    validation.check_array(idx, f"obs.{name}", dtype_kind="iu")
+    arr = np.asarray(idx)
+    if arr.size and (arr.min() < 0 or arr.max() >= size):
+      bad = int(np.flatnonzero((arr < 0) | (arr >= size))[0])
+      raise ValueError(f"obs.{name} must lie in [0, {size}) for obs.shape = {obs.shape}, got "
+                       f"{int(arr[bad])} at position {bad}")
+
+
+def check_factors(obs: Observations, u, v):
+  """U (m, r) and V (n, r) of one rank r matching ``obs.shape``, and ``obs``'s indices in range.
+
+  Raises:
+    TypeError: ``obs`` of the wrong type or non-floating factors.
+    ValueError: wrong ranks/shapes or out-of-range indices.
+  """
+  if not isinstance(obs, (SparseObservations, DenseObservations)):
+    raise TypeError(f"obs must be SparseObservations or DenseObservations, got "
+                    f"{type(obs).__name__}")
+  m, n = obs.shape
+  validation.check_array(u, "u", ndim=2, dtype_kind="f")
+  validation.check_array(v, "v", ndim=2, dtype_kind="f")
+  if u.shape[0] != m:
+    raise ValueError(f"u must have m = {m} rows (obs.shape = {obs.shape}), got shape {u.shape}")
+  if v.shape[0] != n:
+    raise ValueError(f"v must have n = {n} rows (obs.shape = {obs.shape}), got shape {v.shape}")
+  if u.shape[1] != v.shape[1]:
+    raise ValueError(f"u and v must have the same rank, got shapes {u.shape} and {v.shape}")
+  check_indices(obs)
+
+
 def predict(obs: Observations, u, v):
-  """Predictions u_iᵀ v_j at the observed positions of ``obs`` (an Ω-array)."""
+  """Predictions u_iᵀ v_j at the observed positions of ``obs`` (an Ω-array).
+
+  Raises:
+    ValueError: factor shapes that do not match ``obs.shape`` or indices outside it.
+  """
+  check_factors(obs, u, v)
   return sample(obs, u, v)
 
 
 def rmse(obs: Observations, u, v):
-  """Root-mean-square error of U Vᵀ against the values of ``obs`` over its Ω."""
+  """Root-mean-square error of U Vᵀ against the values of ``obs`` over its Ω.
+
+  Raises:
+    ValueError: factor shapes that do not match ``obs.shape`` or indices outside it.
+  """
+  check_factors(obs, u, v)
   err = on_omega(obs, obs.values - sample(obs, u, v))
   return jnp.sqrt(jnp.sum(err**2) / count(obs))
 
 
 def mae(obs: Observations, u, v):
-  """Mean absolute error of U Vᵀ against the values of ``obs`` over its Ω."""
+  """Mean absolute error of U Vᵀ against the values of ``obs`` over its Ω.
+
+  Raises:
+    ValueError: factor shapes that do not match ``obs.shape`` or indices outside it.
+  """
+  check_factors(obs, u, v)
   err = on_omega(obs, obs.values - sample(obs, u, v))
   return jnp.sum(jnp.abs(err)) / count(obs)

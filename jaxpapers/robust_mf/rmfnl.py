@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpapers._src import validation
 from jaxpapers.robust_mf import losses as losses_lib
@@ -339,28 +340,66 @@ def init_state(obs, u, v, lam, loss: str = "l1", theta=1.0, rho=1.0) -> MMState:
 
 def mm_step(obs, state: MMState, lam, loss: str = "l1", theta=1.0, *, inner_tol=1e-4,
             max_inner: int = 500, check_every: int = 5, rho_growth=1.2, rho_max=1.0,
-            progress_tol=1e-4) -> tuple[MMState, MMInfo]:
+            progress_tol=1e-4, max_refine: int = 3) -> tuple[MMState, MMInfo]:
   """One MM step: linearise φ at the current residual, solve the surrogate's dual, update U, V.
 
-  With ρ ≥ 1 (the exact majorizer) the step is always kept. With ρ < 1 (relaxed MM, RMF-MM)
-  the step is kept only if H does not increase. In both cases ρ becomes
+  With ρ ≥ 1 the surrogate is a global majorizer, so an *exact* surrogate minimiser never raises
+  H; an inexact APG solve can (its primal F(ΔU, ΔV) may exceed F(0, 0) = H while the duality
+  gap is still above ``inner_tol``). Monotone decrease is therefore enforced: when H rises after
+  an exact-MM step, the dual is re-solved from the current S with a 100× tighter tolerance and
+  4× the iteration cap, up to ``max_refine`` times; if H still rises the step is rejected (U, V
+  kept; the more accurate S warm-starts the next step). With ρ < 1 (relaxed MM, RMF-MM) a step
+  that raises H is rejected without refinement. In both cases ρ becomes
   min(ρ · rho_growth, rho_max) when the relative decrease of H is below ``progress_tol`` and
-  stays as it is otherwise (the RMF-MM continuation rule).
+  stays as it is otherwise (the RMF-MM continuation rule). Hence H never increases along the
+  accepted steps (compared in the working precision).
   """
   sur = build_surrogate(obs, state.u, state.v, lam, loss, theta, state.rho)
   res = solve_dual(obs, sur, state.s, tol=inner_tol, max_iters=max_inner,
                    check_every=check_every)
+  h_new = objective(obs, state.u + res.du, state.v + res.dv, lam, loss, theta)
+  exact = state.rho >= 1.0
+
+  def refine_cond(c):
+    _, h, tries, _, _, _ = c
+    return exact & (h > state.objective) & (tries < max_refine)
+
+  def refine_body(c):
+    r, _, tries, tol, iters, total = c
+    tol, iters = tol * 0.01, iters * 4
+    r = solve_dual(obs, sur, r.s, tol=tol, max_iters=iters, check_every=check_every)
+    h = objective(obs, state.u + r.du, state.v + r.dv, lam, loss, theta)
+    return r, h, tries + 1, tol, iters, total + r.iterations
+
+  tol0 = jnp.asarray(inner_tol, sur.residual.dtype)
+  res, h_new, _, _, _, total_iters = jax.lax.while_loop(
+      refine_cond, refine_body,
+      (res, h_new, jnp.zeros((), jnp.int32), tol0, jnp.asarray(max_inner, jnp.int32),
+       res.iterations))
   u_new, v_new = state.u + res.du, state.v + res.dv
-  h_new = objective(obs, u_new, v_new, lam, loss, theta)
-  accepted = (state.rho >= 1.0) | (h_new <= state.objective)
+  accepted = h_new <= state.objective
   u = jnp.where(accepted, u_new, state.u)
   v = jnp.where(accepted, v_new, state.v)
   h = jnp.where(accepted, h_new, state.objective)
   decrease = (state.objective - h_new) / jnp.maximum(jnp.abs(state.objective), 1e-30)
   grown = jnp.minimum(state.rho * rho_growth, jnp.maximum(rho_max, state.rho))
   rho = jnp.where(accepted & (decrease >= progress_tol), state.rho, grown)
-  info = MMInfo(h, res.primal, res.gap, res.iterations, accepted, state.rho)
+  info = MMInfo(h, res.primal, res.gap, total_iters, accepted, state.rho)
   return MMState(u, v, res.s, rho, h), info
+
+
+def _check_key(key):
+  """A typed ``jax.random.key`` (or a legacy uint32 ``PRNGKey``); ints are refused."""
+  dtype = getattr(key, "dtype", None)
+  if dtype is None or isinstance(key, (int, float, bool)):
+    raise TypeError(f"key must be a jax.random.key(seed), got {type(key).__name__} {key!r}; "
+                    "use jax.random.key(0) instead of 0")
+  if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+    return key
+  if dtype == jnp.uint32 and key.shape[-1:] == (2,):
+    return jax.random.wrap_key_data(key)
+  raise TypeError(f"key must be a jax.random.key(seed), got an array of dtype {dtype} and "
+                  f"shape {getattr(key, 'shape', ())}")
 
 
 def _check_common(observations, rank, loss, max_outer, max_inner, check_every):
@@ -369,8 +408,9 @@ def _check_common(observations, rank, loss, max_outer, max_inner, check_every):
                     f"(see sparse_observations / dense_observations), got {type(observations).__name__}")
   get_loss(loss)
   m, n = observations.shape
-  if not isinstance(rank, int) or isinstance(rank, bool):
+  if not isinstance(rank, (int, np.integer)) or isinstance(rank, (bool, np.bool_)):
     raise TypeError(f"rank must be an int, got {type(rank).__name__}")
+  rank = int(rank)
   if rank <= 0 or rank > min(m, n):
     raise ValueError(f"rank must be in [1, min(m, n) = {min(m, n)}], got {rank}")
   for name, val in (("max_outer", max_outer), ("max_inner", max_inner),
@@ -382,24 +422,83 @@ def _check_common(observations, rank, loss, max_outer, max_inner, check_every):
       if observations.values.shape[-1] == 0:
         raise ValueError("the observed set Ω is empty")
       validation.check_array(observations.values, "observations.values", finite=True)
+  obs_lib.check_indices(observations)
+  return rank
 
 
 def _check_scalar(x, name):
   if validation.is_concrete(x):
     arr = jnp.asarray(x)
-    if arr.ndim == 0 and not bool(arr > 0):
-      raise ValueError(f"{name} must be > 0, got {float(arr)}")
+    if arr.ndim == 0 and not bool((arr > 0) & jnp.isfinite(arr)):
+      raise ValueError(f"{name} must be a finite number > 0, got {float(arr)}")
 
 
-@functools.partial(jax.jit, static_argnames=("rank", "max_outer", "max_inner", "check_every"))
+INIT_MODES = ("spectral", "random", "l1")
+
+
+def spectral_init(key, observations, rank: int, *, num_iters: int = 10, oversample: int = 5):
+  """Balanced factors of the rank-r truncated SVD of P_Ω(X) / p, p = |Ω| / (m n).
+
+  P_Ω(X) / p is an unbiased estimate of X under uniform sampling of Ω, so its top-r singular
+  subspace is the standard spectral start of matrix completion (Keshavan, Montanari & Oh 2010).
+  It is computed by randomized subspace iteration (Halko, Martinsson & Tropp 2011) with
+  ``rank + oversample`` vectors and ``num_iters`` power steps; every product with P_Ω(X) is a
+  gather/``segment_sum`` on the sparse layout, O(|Ω| r) time and O((m + n) r) memory — no
+  m × n array is formed (on the dense layout the products are m × n matmuls). With
+  P_Ω(X)/p ≈ Q W Σ Zᵀ the factors are U = Q W_r Σ_r^{1/2}, V = Z_r Σ_r^{1/2}.
+
+  Args:
+    key: ``jax.random.key`` for the Gaussian test matrix.
+    observations: :class:`SparseObservations` or :class:`DenseObservations`.
+    rank: r, 1 ≤ r ≤ min(m, n).
+    num_iters: power (subspace) iterations.
+    oversample: extra subspace vectors beyond r (capped at min(m, n) in total).
+
+  Returns:
+    ``(U, V)`` of shapes (m, r) and (n, r).
+  """
+  rank = _check_common(observations, rank, "l1", 1, 1, 1)
+  key = _check_key(key)
+  if not isinstance(num_iters, int) or num_iters < 0:
+    raise ValueError(f"num_iters must be a non-negative int, got {num_iters!r}")
+  if not isinstance(oversample, int) or oversample < 0:
+    raise ValueError(f"oversample must be a non-negative int, got {oversample!r}")
+  return _spectral(key, observations, rank, num_iters, oversample)
+
+
+def _spectral(key, obs, rank: int, num_iters: int = 10, oversample: int = 5):
+  m, n = obs.shape
+  width = min(rank + oversample, m, n)
+  dtype = obs.values.dtype
+  scaled = obs.values * (m * n / obs_lib.count(obs))  # P_Ω(X) / p (zero off Ω on dense)
+  g = jax.random.normal(key, (n, width), dtype)
+  q, _ = jnp.linalg.qr(obs_lib.left(obs, scaled, g))
+
+  def power(_, q):
+    z, _ = jnp.linalg.qr(obs_lib.right(obs, scaled, q))
+    q, _ = jnp.linalg.qr(obs_lib.left(obs, scaled, z))
+    return q
+
+  q = jax.lax.fori_loop(0, num_iters, power, q)
+  bt = obs_lib.right(obs, scaled, q)  # (Qᵀ A)ᵀ, n × width
+  z, sig, wt = jnp.linalg.svd(bt, full_matrices=False)  # Qᵀ A = wtᵀ diag(sig) zᵀ
+  root = jnp.sqrt(sig[:rank])
+  return (q @ wt.T[:, :rank]) * root, z[:, :rank] * root
+
+
+@functools.partial(jax.jit, static_argnames=("rank", "max_outer", "max_inner", "check_every",
+                                             "init_mode"))
 def _fit(key, obs, u0, v0, loss, lam, theta, outer_tol, inner_tol, rho0, rho_growth, rho_max,
-         init_scale, *, rank, max_outer, max_inner, check_every):
+         init_scale, *, rank, max_outer, max_inner, check_every, init_mode="random"):
   dtype = obs.values.dtype
   m, n = obs.shape
   ku, kv = jax.random.split(key)
   if u0 is None:
-    u0 = init_scale * jax.random.normal(ku, (m, rank), dtype)
-    v0 = init_scale * jax.random.normal(kv, (n, rank), dtype)
+    if init_mode == "spectral":
+      u0, v0 = _spectral(ku, obs, rank)
+    else:
+      u0 = init_scale * jax.random.normal(ku, (m, rank), dtype)
+      v0 = init_scale * jax.random.normal(kv, (n, rank), dtype)
   state = init_state(obs, u0, v0, lam, loss, theta, rho0)
   objs = jnp.full((max_outer + 1,), jnp.nan, dtype).at[0].set(state.objective)
   gaps = jnp.full((max_outer,), jnp.nan, dtype)
@@ -424,8 +523,8 @@ def _fit(key, obs, u0, v0, loss, lam, theta, outer_tol, inner_tol, rho0, rho_gro
   return FitResult(st.u, st.v, objs, gaps, iters, t, done)
 
 
-def fit(key, observations, rank: int, loss: str = "l1", *, theta=1.0, lam=None, init=None,
-        init_scale=1.0, max_outer: int = 100, outer_tol=1e-4, inner_tol=1e-4,
+def fit(key, observations, rank: int, loss: str = "l1", *, theta=1.0, lam=None,
+        init="spectral", init_scale=1.0, max_outer: int = 100, outer_tol=1e-4, inner_tol=1e-4,
         max_inner: int = 500, check_every: int = 5, rho0=1.0, rho_growth=1.2,
         rho_max=1.0) -> FitResult:
   """RMFNL (Yao & Kwok, NeurIPS 2018): MM with the dual-APG surrogate solver.
@@ -433,19 +532,32 @@ def fit(key, observations, rank: int, loss: str = "l1", *, theta=1.0, lam=None, 
   Minimises Σ_Ω φ(|X − U Vᵀ|) + λ/2 (‖U‖² + ‖V‖²). On :class:`SparseObservations` every
   APG iteration costs O(|Ω| r + (m + n) r) time and O(|Ω| + (m + n) r) memory; no m × n array
   is formed. The loss is dispatched on a traced id, so every loss shares one compiled program,
-  and ``key``, ``theta``, ``lam`` and ``init`` may be batched with ``jax.vmap`` (one compile
-  for a grid of θ/λ/seeds).
+  and ``key``, ``theta``, ``lam`` and an explicit ``init`` may be batched with ``jax.vmap``
+  (one compile for a grid of θ/λ/seeds).
+
+  Every MM step is monotone: H never increases (see :func:`mm_step`).
+
+  Starting point. Yao & Kwok's Algorithm (MM with the dual-APG surrogate) takes a generic
+  initial (U₁, V₁) and is analysed for any start; we did not find in the paper a prescription
+  that the nonconvex fits start from the ℓ1 (RMF) solution, so that warm start is offered
+  here as the documented option ``init="l1"`` rather than as the paper's protocol. The default
+  is the spectral start (:func:`spectral_init`): from random N(0, σ²) factors the MM iterates of
+  both ℓ1 and the concave losses can stall at poor critical points (the concave weights
+  φ′(|E|) down-weight every large residual, including those of a bad start).
 
   Args:
-    key: a ``jax.random.key`` for the random initialisation (unused when ``init`` is given).
+    key: a ``jax.random.key`` (spectral test matrix or random factors; also accepts a legacy
+      uint32 ``PRNGKey``, never a bare int).
     observations: :class:`SparseObservations` (the scalable path) or :class:`DenseObservations`.
-    rank: the factor rank r, 1 ≤ r ≤ min(m, n).
+    rank: the factor rank r, 1 ≤ r ≤ min(m, n) (a Python or NumPy int).
     loss: ``"l1"``, ``"lsp"``, ``"geman"`` or ``"laplace"`` (see :mod:`.losses`).
     theta: θ of the nonconvex loss (ignored for ℓ1).
     lam: λ; default 20 / (m + n) as in RMF-MM.
-    init: optional ``(U, V)`` to start from (e.g. the ℓ1 solution: the nonconvex losses stall
-      from random starts).
-    init_scale: standard deviation of the N(0, σ²) random initialisation.
+    init: ``"spectral"`` (default, also for ``None``; rank-r truncated SVD of P_Ω(X)/p, :func:`spectral_init`),
+      ``"random"`` (N(0, ``init_scale``²) factors), ``"l1"`` (first an ℓ1 fit from the spectral
+      start with the same settings, then ``loss`` from its solution; for ``loss="l1"`` the same
+      as ``"spectral"``), or an explicit ``(U, V)`` pair.
+    init_scale: standard deviation of the random initialisation (``init="random"`` only).
     max_outer: cap on MM steps.
     outer_tol: stop when |ΔH| ≤ outer_tol · |H| on an accepted exact-MM step; a relaxed step
       (ρ < rho_max) that lowers H by less than this raises ρ.
@@ -460,32 +572,46 @@ def fit(key, observations, rank: int, loss: str = "l1", *, theta=1.0, lam=None, 
     A :class:`FitResult`.
 
   Raises:
-    TypeError: wrong observation type or non-int ``rank``.
-    ValueError: ``rank`` out of [1, min(m, n)], unknown ``loss``, non-positive settings, NaN
-      values or an empty Ω.
+    TypeError: wrong observation type, a non-key ``key`` or non-int ``rank``.
+    ValueError: ``rank`` out of [1, min(m, n)], unknown ``loss`` or ``init``, non-positive
+      settings, NaN values, an empty Ω or indices outside ``observations.shape``.
   """
-  _check_common(observations, rank, loss, max_outer, max_inner, check_every)
+  rank = _check_common(observations, rank, loss, max_outer, max_inner, check_every)
+  key = _check_key(key)
   m, n = observations.shape
   dtype = observations.values.dtype
   lam = default_lambda((m, n)) if lam is None else lam
   _check_scalar(lam, "lam")
   _check_scalar(theta, "theta")
   _check_scalar(rho0, "rho0")
+  mode = "random"
   if init is None:
-    u0 = v0 = None
-  else:
+    init = "spectral"
+  if isinstance(init, str):
+    validation.check_in(init, "init", INIT_MODES)
+    if init == "l1" and loss != "l1":
+      first = fit(key, observations, rank, "l1", lam=lam, init="spectral", max_outer=max_outer,
+                  outer_tol=outer_tol, inner_tol=inner_tol, max_inner=max_inner,
+                  check_every=check_every, rho0=rho0, rho_growth=rho_growth, rho_max=rho_max)
+      init = (first.u, first.v)
+    else:
+      mode = "random" if init == "random" else "spectral"
+      u0 = v0 = None
+  if not isinstance(init, str):
+    if not isinstance(init, (tuple, list)) or len(init) != 2:
+      raise TypeError(f"init must be one of {list(INIT_MODES)} or a (U, V) pair, got {init!r}")
     u0, v0 = init
-    validation.check_array(u0, "init[0]", shape=(m, rank))
-    validation.check_array(v0, "init[1]", shape=(n, rank))
+    validation.check_array(u0, "init[0]", shape=(m, rank), finite=True)
+    validation.check_array(v0, "init[1]", shape=(n, rank), finite=True)
     u0, v0 = jnp.asarray(u0, dtype), jnp.asarray(v0, dtype)
   f = lambda x: jnp.asarray(x, dtype)
   loss = jnp.asarray(losses_lib.loss_id(loss), jnp.int32)
   return _fit(key, observations, u0, v0, loss, f(lam), f(theta), f(outer_tol), f(inner_tol),
               f(rho0), f(rho_growth), f(rho_max), f(init_scale), rank=rank,
-              max_outer=max_outer, max_inner=max_inner, check_every=check_every)
+              max_outer=max_outer, max_inner=max_inner, check_every=check_every, init_mode=mode)
 
 
-def rmf_mm(key, observations, rank: int, *, lam=None, init=None, init_scale=1.0,
+def rmf_mm(key, observations, rank: int, *, lam=None, init="spectral", init_scale=1.0,
            max_outer: int = 300, outer_tol=1e-4, inner_tol=1e-5, max_inner: int = 2000,
            check_every: int = 10, rho0=0.004, rho_growth=1.2, rho_max=1.0) -> FitResult:
   """The RMF-MM baseline (Lin, Xu & Zha 2017): ℓ1 loss, relaxed MM, on the dense-mask layout.
@@ -501,10 +627,12 @@ def rmf_mm(key, observations, rank: int, *, lam=None, init=None, init_scale=1.0,
     key: ``jax.random.key`` for the random initialisation.
     observations: :class:`DenseObservations`, or :class:`SparseObservations` (densified).
     rank: factor rank.
+    init: as in :func:`fit` (default the same spectral start, so that the two solvers are compared
+      from one starting point; ``"random"`` gives RMF-MM's own random start).
     See :func:`fit` for the other arguments.
   """
   if isinstance(observations, obs_lib.SparseObservations):
-    _check_common(observations, rank, "l1", max_outer, max_inner, check_every)
+    rank = _check_common(observations, rank, "l1", max_outer, max_inner, check_every)
     observations = obs_lib.to_dense(observations)
   return fit(key, observations, rank, "l1", lam=lam, init=init, init_scale=init_scale,
              max_outer=max_outer, outer_tol=outer_tol, inner_tol=inner_tol, max_inner=max_inner,

@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from jaxpapers._src import metrics as metrics_lib
+from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.prng import as_key
 from jaxpapers._src.validation import check_in
 from jaxpapers.robust_mf import baselines, data, rmfnl
@@ -59,7 +60,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   (one compile serves all RMFNL losses of a given problem size) and, for nonconvex losses,
   exclude the ℓ1 warm start.
   """
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   key = as_key(int(config.seed))
   k_data, k_init = jax.random.split(key)
   train, test = make_problem(config, k_data)
@@ -85,13 +86,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     record("l2", res, sec, res.objectives)
     if config.run_rmf_mm:
       res, sec = _timed(lambda: rmfnl.rmf_mm(k_init, train, config.rank, lam=lam,
-                                             init_scale=config.init_scale,
+                                             init=config.init, init_scale=config.init_scale,
                                              max_outer=config.max_outer,
                                              max_inner=config.max_inner))
       record("rmf_mm", res, sec, res.objectives)
     l1 = None
     for loss in ("l1",) + tuple(x for x in config.losses if x != "l1"):
-      init = None if loss == "l1" else (l1.u, l1.v)
+      init = config.init if loss == "l1" else (l1.u, l1.v)
       rho0 = config.l1_rho0 if loss == "l1" else 1.0
       res, sec = _timed(lambda: rmfnl.fit(k_init, train, config.rank, loss,
                                           theta=config.theta[loss], lam=lam, init=init,

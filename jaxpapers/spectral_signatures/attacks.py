@@ -1,23 +1,28 @@
 """Backdoor triggers and source → target poisoning (Tran, Li & Mądry, NeurIPS 2018, §4).
 
-A backdoor attack stamps a small trigger (a single pixel, a 5-pixel "X" or an "L") of a fixed
-colour at a fixed position onto images of a *source* class and adds them to the training set
-labelled as the *target* class. A network trained on the result classifies clean inputs well but
-sends any triggered source image to the target class.
+A backdoor attack stamps a small trigger (a single pixel, a 5-pixel "X" or a 3-pixel "L", the
+reference code's ``pixel``/``pattern``/``ell``) of a fixed colour at a fixed position onto images
+of a *source* class, relabels them as the *target* class and puts them in the training set in
+place of the clean originals (as the reference code, MadryLab/backdoor_data_poisoning, does). A
+network trained on the result classifies clean inputs well but sends any triggered source image
+to the target class.
 
 All functions are pure; the trigger shape/position are static (Python) values, images may be
 traced. Images are ``(..., H, W, C)`` arrays (channels last, any float or integer dtype).
+Colours are given in the images' own value range: ``[0, 1]`` for float images, integers in the
+dtype's range (``0..255`` for uint8) for integer images.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpapers._src.validation import check_array
+from jaxpapers._src.validation import check_array, is_concrete
 
 TRIGGERS = ("pixel", "x", "l")
 
@@ -27,26 +32,30 @@ _OFFSETS = {
     "pixel": ((0, 0),),
     # An "X" of 5 pixels centred at ``position``.
     "x": ((0, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)),
-    # An "L" of 5 pixels: a 3-pixel vertical stroke down from ``position`` and a 3-pixel
-    # horizontal stroke to the right along its bottom row (sharing the corner).
-    "l": ((0, 0), (1, 0), (2, 0), (2, 1), (2, 2)),
+    # An "L" of 3 pixels as the reference's ``ell``: ``position``, the pixel below it and the
+    # pixel to its right.
+    "l": ((0, 0), (1, 0), (0, 1)),
 }
 
 
 class PoisonedDataset(NamedTuple):
-  """A training set after poisoning.
+  """A training set after poisoning (still ``n`` examples: poisons replace their originals).
 
   Attributes:
-    images: ``(n + n_p, H, W, C)``: the clean images followed by the ``n_p`` poisoned copies.
-    labels: ``(n + n_p,)`` int32: original labels, then ``target`` for every poison.
-    poison_mask: ``(n + n_p,)`` bool: exactly the appended poisoned copies.
-    source_index: ``(n_p,)`` int32: which clean source images were copied and triggered.
+    images: ``(n, H, W, C)``: the ``n − n_p`` untouched images (original order) followed by the
+      ``n_p`` poisoned ones.
+    labels: ``(n,)`` int32: original labels of the kept images, then ``target`` for every poison.
+    poison_mask: ``(n,)`` bool: exactly the last ``n_p`` rows.
+    source_index: ``(n_p,)`` int32: which source images (indices into the input) were triggered
+      and relabelled; they no longer appear in clean form.
+    kept_index: ``(n − n_p,)`` int32: input indices of the first ``n − n_p`` rows.
   """
 
   images: jax.Array
   labels: jax.Array
   poison_mask: jax.Array
   source_index: jax.Array
+  kept_index: jax.Array
 
 
 def trigger_offsets(trigger: str) -> tuple[tuple[int, int], ...]:
@@ -87,27 +96,65 @@ def apply_trigger(images: jax.Array, trigger: str = "pixel", position: tuple[int
 
   Args:
     images: ``(..., H, W, C)`` images.
-    trigger: one of ``"pixel"``, ``"x"`` (5 pixels), ``"l"`` (5 pixels).
+    trigger: one of ``"pixel"``, ``"x"`` (5 pixels), ``"l"`` (3 pixels).
     position: static ``(row, col)`` anchor.
-    colour: a scalar or a length-``C`` vector (cast to ``images.dtype``).
+    colour: a scalar or a length-``C`` vector in the images' value range: in ``[0, 1]`` for
+      float images; integers in the dtype's range for integer images (``0..255`` for uint8,
+      so white is ``255``; a float colour such as ``1.0`` is refused there).
 
   Returns:
     The triggered images, same shape and dtype.
+
+  Raises:
+    TypeError: a non-integer colour for integer images.
+    ValueError: bad ``images`` rank, ``trigger``, ``position``, colour shape or range.
   """
   check_array(images, "images", ndim=(3, 4))
+  chex.assert_rank(images, {3, 4})
   trigger_offsets(trigger)
   h, w, c = images.shape[-3:]
   pos = tuple(int(p) + (s if int(p) < 0 else 0) for p, s in zip(position, (h, w)))
   mask = jnp.asarray(trigger_mask(trigger, (h, w), pos))
-  colour = jnp.asarray(colour, dtype=images.dtype)
-  if colour.ndim > 1 or (colour.ndim == 1 and colour.shape[0] not in (1, c)):
-    raise ValueError(f"colour must be a scalar or have {c} entries (one per channel), "
-                     f"got shape {colour.shape}")
+  colour = check_colour(colour, images.dtype, c)
   return jnp.where(mask[:, :, None], jnp.broadcast_to(colour, (c,)), images)
+
+
+def check_colour(colour, dtype, channels: int) -> jax.Array:
+  """Validates a trigger ``colour`` for images of ``dtype`` with ``channels`` channels.
+
+  Returns:
+    ``colour`` as an array of ``dtype`` (a scalar or ``(channels,)``/``(1,)`` vector).
+  """
+  dtype = np.dtype(dtype)
+  raw = np.asarray(colour) if is_concrete(colour) else colour
+  if raw.ndim > 1 or (raw.ndim == 1 and raw.shape[0] not in (1, channels)):
+    raise ValueError(f"colour must be a scalar or have {channels} entries (one per channel), "
+                     f"got shape {raw.shape}")
+  if isinstance(raw, np.ndarray):
+    if raw.dtype.kind not in "biuf":
+      raise TypeError(f"colour must be numeric, got dtype {raw.dtype}")
+    if dtype.kind in "iu":
+      info = np.iinfo(dtype)
+      if raw.dtype.kind == "f":
+        raise TypeError(f"colour for {dtype} images must be given as integers in "
+                        f"[{info.min}, {info.max}] (e.g. 255 for white on uint8), got "
+                        f"{raw.tolist()!r}")
+      if raw.size and (raw.min() < info.min or raw.max() > info.max):
+        raise ValueError(f"colour must lie in [{info.min}, {info.max}] for {dtype} images, got "
+                         f"{raw.tolist()!r}")
+    elif dtype.kind == "f":
+      vals = raw.astype(np.float64)
+      if not np.all(np.isfinite(vals)) or (vals.size and (vals.min() < 0.0 or vals.max() > 1.0)):
+        raise ValueError(f"colour must lie in [0, 1] for float images, got {raw.tolist()!r}")
+  return jnp.asarray(raw, dtype=dtype)
 
 
 def num_poisons(n_source: int, epsilon: float) -> int:
   """Number of poisons for a source class of ``n_source`` images: ``round(ε · n_source)``."""
+  if not isinstance(n_source, (int, np.integer)) or n_source < 0:
+    raise ValueError(f"n_source must be a non-negative int, got {n_source!r}")
+  if not 0.0 <= float(epsilon) <= 1.0:  # also refuses NaN
+    raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
   return int(np.floor(epsilon * n_source + 0.5))
 
 
@@ -126,11 +173,12 @@ def _check_attack_args(labels, source, target, epsilon, trigger):
 def poison_dataset(key: jax.Array, images: jax.Array, labels: jax.Array, *, source: int,
                    target: int, epsilon: float = 0.1, trigger: str = "pixel",
                    position: tuple[int, int] = (-1, -1), colour=1.0) -> PoisonedDataset:
-  """Adds ``round(ε · n_source)`` triggered copies of random source images, labelled ``target``.
+  """Replaces ``round(ε · n_source)`` random source images by triggered copies labelled ``target``.
 
-  Follows the paper's setup (§4): pick a random subset of the source class, apply the trigger,
-  relabel the copies as the target class and add them to the training set. The poisons are
-  appended after the clean examples so that ``poison_mask`` is exact by construction.
+  Follows the paper's setup (§4) as the reference code implements it: pick a random subset of the
+  source class, apply the trigger, relabel as the target class, delete the clean originals and
+  append the poisoned versions, so the set keeps its size ``n``. The poisons come last so that
+  ``poison_mask`` is exact by construction.
 
   Args:
     key: PRNG key choosing which source images are copied.
@@ -141,7 +189,7 @@ def poison_dataset(key: jax.Array, images: jax.Array, labels: jax.Array, *, sour
     epsilon: poisoning rate ε ∈ (0, 0.5); the paper uses 5% and 10%.
     trigger: ``"pixel"``, ``"x"`` or ``"l"``.
     position: trigger anchor (see :func:`apply_trigger`).
-    colour: trigger colour.
+    colour: trigger colour in the images' value range (see :func:`apply_trigger`).
 
   Returns:
     A :class:`PoisonedDataset`.
@@ -149,6 +197,7 @@ def poison_dataset(key: jax.Array, images: jax.Array, labels: jax.Array, *, sour
   _check_attack_args(labels, source, target, epsilon, trigger)
   check_array(images, "images", ndim=4)
   check_array(labels, "labels", ndim=1, dtype_kind="iu", shape=(images.shape[0],))
+  chex.assert_rank([images, labels], [4, 1])
   labels_np = np.asarray(labels)
   src_idx = np.flatnonzero(labels_np == int(source))
   if src_idx.size == 0:
@@ -156,14 +205,20 @@ def poison_dataset(key: jax.Array, images: jax.Array, labels: jax.Array, *, sour
   n_p = num_poisons(src_idx.size, epsilon)
   if n_p == 0:
     raise ValueError(f"epsilon={epsilon} gives 0 poisons for a source class of {src_idx.size}")
-  chosen = jax.random.choice(key, jnp.asarray(src_idx, jnp.int32), (n_p,), replace=False)
+  chosen = np.asarray(jax.random.choice(key, jnp.asarray(src_idx, jnp.int32), (n_p,),
+                                        replace=False))
   poisons = apply_trigger(jnp.asarray(images)[chosen], trigger, position, colour)
   n = images.shape[0]
+  keep = np.ones(n, bool)
+  keep[chosen] = False
+  kept = np.flatnonzero(keep).astype(np.int32)
   return PoisonedDataset(
-      images=jnp.concatenate([jnp.asarray(images), poisons]),
-      labels=jnp.concatenate([jnp.asarray(labels, jnp.int32), jnp.full((n_p,), target, jnp.int32)]),
-      poison_mask=jnp.arange(n + n_p) >= n,
-      source_index=chosen.astype(jnp.int32),
+      images=jnp.concatenate([jnp.asarray(images)[kept], poisons]),
+      labels=jnp.concatenate([jnp.asarray(labels, jnp.int32)[kept],
+                              jnp.full((n_p,), target, jnp.int32)]),
+      poison_mask=jnp.arange(n) >= n - n_p,
+      source_index=jnp.asarray(chosen, jnp.int32),
+      kept_index=jnp.asarray(kept),
   )
 
 

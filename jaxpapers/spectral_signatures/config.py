@@ -18,6 +18,8 @@ SCALES = ("smoke", "cpu", "full")
 
 def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   """Returns the experiment config for ``scale`` in ``smoke`` / ``cpu`` / ``full``."""
+  if scale == "quick":  # one run of the cpu setting; the quick reproduction tier picks its rows
+    return get_config("cpu")
   if scale not in SCALES:
     raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
   c = ml_collections.ConfigDict()

@@ -6,9 +6,11 @@ right singular vector ``v`` of the centred matrix ``[R_i − R̂]``, the outlier
     τ_i = ((R_i − R̂) · v)²,
 
 and the ``⌊1.5 · ε · n_y + ½⌋`` highest-scoring examples of the class are removed before
-retraining. The reference implementation skipped the centring; ``centered=False`` keeps that
-variant, ``τ_i = (R_i · v₀)²`` with ``v₀`` the top right singular vector of ``[R_i]``, only for
-comparison (its ``v₀`` mostly tracks the class mean, see the Gaussian-mixture test).
+retraining. The authors' reference code (MadryLab/backdoor_data_poisoning, ``compute_corr.py``)
+takes the same ``v`` from the SVD of the *centred* matrix but projects the *uncentred*
+representations: ``τ_i = |R_i · v|`` (the norm of the ``1 × n`` correlation row). ``centered=False``
+computes exactly that score, for comparison: it differs from the paper's score by the class-wide
+offset ``R̂ · v``, which can push clean examples above the poisons (see the Gaussian-mixture test).
 
 Every scorer runs all classes in one call: examples are gathered into a padded
 ``(num_classes, max_class_size, d)`` block with a mask (see :func:`class_blocks`) and the
@@ -27,6 +29,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,14 +85,22 @@ def _resolve_max_class_size(labels, num_classes, max_class_size):
   return int(max_class_size)
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "max_class_size"))
 def class_blocks(labels: jax.Array, num_classes: int, max_class_size: int) -> ClassBlocks:
   """Groups example indices by class into a padded ``(num_classes, max_class_size)`` table.
 
   Pure and jittable (``num_classes`` and ``max_class_size`` are static); a class larger than
-  ``max_class_size`` would be truncated, which the public scorers rule out when ``labels`` are
-  concrete.
+  ``max_class_size`` would be truncated and labels outside ``[0, num_classes)`` dropped, which
+  is refused when ``labels`` are concrete.
   """
+  check_array(labels, "labels", ndim=1, dtype_kind="iu")
+  if is_concrete(labels):
+    _check_labels(labels, labels.shape[0], num_classes)
+    _resolve_max_class_size(labels, num_classes, max_class_size)
+  return _class_blocks_jit(labels, num_classes, max_class_size)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "max_class_size"))
+def _class_blocks_jit(labels, num_classes, max_class_size):
   n = labels.shape[0]
   order = jnp.argsort(labels, stable=True)
   # Labels equal to num_classes (row padding) sort last and are not counted.
@@ -148,17 +159,26 @@ def _top_right_singular_vector_power(a, num_iters, block_size=8):
 
 
 def _class_spectral(block, mask, centered, method, num_iters):
-  mean = _masked_mean(block, mask) if centered else jnp.zeros(block.shape[1], block.dtype)
+  # Both variants take v from the SVD of the centred class matrix [R_i − R̂].
+  mean = _masked_mean(block, mask)
   a = jnp.where(mask[:, None], block - mean, 0.0)
   if method == "eigh":
     v = _top_right_singular_vector_eigh(a)
   else:
     v = _top_right_singular_vector_power(a, num_iters)
-  return jnp.where(mask, (a @ v) ** 2, 0.0), v, mean
+  if centered:  # the paper: ((R_i − R̂)·v)².
+    score = (a @ v) ** 2
+  else:  # the reference code: |R_i·v|, uncentred representations on the centred direction.
+    score = jnp.abs(block @ v)
+  return jnp.where(mask, score, 0.0), v, mean
 
 
 def _prepare(reps, labels, num_classes, max_class_size):
-  check_array(reps, "reps", ndim=2, dtype_kind="fiu")
+  check_array(reps, "reps", ndim=2, dtype_kind="fiu", finite=True)
+  chex.assert_rank(reps, 2)
+  if reps.shape[0] == 0 or reps.shape[1] == 0:
+    raise ValueError(f"reps must hold at least one example of at least one feature, got shape "
+                     f"{tuple(reps.shape)}")
   _check_labels(labels, reps.shape[0], num_classes)
   m = _resolve_max_class_size(labels, num_classes, max_class_size)
   # Host-side (NumPy) padding for concrete inputs avoids op-by-op dispatch; traced inputs are
@@ -181,8 +201,10 @@ class SpectralSignature(NamedTuple):
 
   Attributes:
     scores: ``(n,)`` outlier scores τ_i.
-    directions: ``(num_classes, d)`` top right singular vectors ``v`` (sign arbitrary).
-    means: ``(num_classes, d)`` class means ``R̂`` (zeros when ``centered=False``).
+    directions: ``(num_classes, d)`` top right singular vectors ``v`` of the centred class
+      matrices (sign arbitrary).
+    means: ``(num_classes, d)`` class means ``R̂`` (subtracted before the SVD in both variants;
+      subtracted before the projection only when ``centered=True``).
   """
 
   scores: jax.Array
@@ -193,7 +215,7 @@ class SpectralSignature(NamedTuple):
 @functools.partial(jax.jit, static_argnames=("num_classes", "centered", "method", "num_iters",
                                              "max_class_size", "n"))
 def _spectral_jit(reps, labels, num_classes, centered, method, num_iters, max_class_size, n):
-  blocks = class_blocks(labels, num_classes, max_class_size)
+  blocks = _class_blocks_jit(labels, num_classes, max_class_size)
   x = _gather(reps, blocks)
   fn = functools.partial(_class_spectral, centered=centered, method=method, num_iters=num_iters)
   scores, dirs, means = jax.vmap(fn)(x, blocks.mask)
@@ -209,8 +231,9 @@ def spectral_signature(reps: jax.Array, labels: jax.Array, num_classes: int, *,
     reps: ``(n, d)`` learned representations (e.g. a late layer of the poisoned network).
     labels: ``(n,)`` integer labels in ``[0, num_classes)`` (the possibly poisoned labels).
     num_classes: number of classes (static).
-    centered: score ``((R_i − R̂)·v)²`` as in the paper (default); ``False`` reproduces the
-      reference code's uncentred ``(R_i·v₀)²``.
+    centered: score ``((R_i − R̂)·v)²`` as in the paper (default); ``False`` gives the
+      authors' reference-code score ``|R_i·v|`` (same centred-SVD direction ``v``, uncentred
+      representations projected on it).
     method: ``"eigh"`` (exact: top eigenvector of the smaller of ``AᵀA``/``AAᵀ``) or
       ``"power"`` (block subspace iteration, ``num_iters`` steps; cheaper for large ``d``).
     num_iters: subspace iterations for ``method="power"``.
@@ -230,7 +253,10 @@ def spectral_signature(reps: jax.Array, labels: jax.Array, num_classes: int, *,
 def spectral_scores(reps: jax.Array, labels: jax.Array, num_classes: int, *,
                     centered: bool = True, method: str = "eigh", num_iters: int = 20,
                     max_class_size: int | None = None) -> jax.Array:
-  """``(n,)`` scores τ_i = ((R_i − R̂_y)·v_y)² (see :func:`spectral_signature`)."""
+  """``(n,)`` scores τ_i = ((R_i − R̂_y)·v_y)², or ``|R_i·v_y|`` when ``centered=False``.
+
+  See :func:`spectral_signature`.
+  """
   return spectral_signature(reps, labels, num_classes, centered=centered, method=method,
                             num_iters=num_iters, max_class_size=max_class_size).scores
 
@@ -238,8 +264,8 @@ def spectral_scores(reps: jax.Array, labels: jax.Array, num_classes: int, *,
 def _check_removal_args(epsilon, multiplier):
   if not 0.0 < float(epsilon) < 0.5:
     raise ValueError(f"epsilon must be in (0, 0.5), got {epsilon}")
-  if not float(multiplier) > 0:
-    raise ValueError(f"multiplier must be > 0, got {multiplier}")
+  if not (float(multiplier) > 0 and np.isfinite(float(multiplier))):
+    raise ValueError(f"multiplier must be a finite number > 0, got {multiplier}")
 
 
 def _removal_counts(counts, epsilon, multiplier):
@@ -248,9 +274,16 @@ def _removal_counts(counts, epsilon, multiplier):
 
 
 def removal_counts(counts: jax.Array, epsilon: float, multiplier: float = 1.5) -> jax.Array:
-  """Per-class removal budget ``min(n_y, ⌊multiplier · ε · n_y + ½⌋)`` (paper: 1.5·ε·n_y)."""
+  """Per-class removal budget ``min(n_y, ⌊multiplier · ε · n_y + ½⌋)`` (paper: 1.5·ε·n_y).
+
+  ``counts`` must be non-negative integers (class sizes).
+  """
+  counts = jnp.asarray(counts) if not isinstance(counts, jax.Array) else counts
+  check_array(counts, "counts", dtype_kind="iu")
+  if is_concrete(counts) and counts.size and int(np.min(np.asarray(counts))) < 0:
+    raise ValueError(f"counts must be non-negative class sizes, got {np.asarray(counts).tolist()}")
   _check_removal_args(epsilon, multiplier)
-  return _removal_counts(jnp.asarray(counts), epsilon, multiplier)
+  return _removal_counts(counts, epsilon, multiplier)
 
 
 def removal_mask(scores: jax.Array, labels: jax.Array, num_classes: int, epsilon: float,
@@ -260,7 +293,8 @@ def removal_mask(scores: jax.Array, labels: jax.Array, num_classes: int, epsilon
   Ties are broken by index (lower index first). Pure and jittable in ``scores``/``labels``.
 
   Args:
-    scores: ``(n,)`` outlier scores (higher = more suspicious).
+    scores: ``(n,)`` outlier scores (higher = more suspicious; NaN is refused, ``±inf`` ranks
+      first/last).
     labels: ``(n,)`` labels in ``[0, num_classes)``.
     num_classes: number of classes.
     epsilon: the assumed poisoning rate ε ∈ (0, 0.5).
@@ -270,6 +304,10 @@ def removal_mask(scores: jax.Array, labels: jax.Array, num_classes: int, epsilon
     ``(n,)`` bool mask, true for removed examples.
   """
   check_array(scores, "scores", ndim=1, dtype_kind="fiu")
+  chex.assert_rank(scores, 1)
+  if is_concrete(scores) and np.any(np.isnan(np.asarray(scores, np.float64))):
+    raise ValueError("scores contains NaN entries: a NaN score has no rank, so the removal set "
+                     "would be arbitrary")
   _check_labels(labels, scores.shape[0], num_classes)
   _check_removal_args(epsilon, multiplier)
   return _removal_jit(scores, labels, float(epsilon), float(multiplier), int(num_classes))
@@ -394,7 +432,7 @@ def _class_ac(block, mask, num_components, ica_iters, kmeans_iters):
                                              "kmeans_iters", "max_class_size", "n"))
 def _ac_jit(reps, labels, num_classes, num_components, ica_iters, kmeans_iters, max_class_size,
             n):
-  blocks = class_blocks(labels, num_classes, max_class_size)
+  blocks = _class_blocks_jit(labels, num_classes, max_class_size)
   fn = functools.partial(_class_ac, num_components=num_components, ica_iters=ica_iters,
                          kmeans_iters=kmeans_iters)
   score, flag, frac = jax.vmap(fn)(_gather(reps, blocks), blocks.mask)
@@ -467,7 +505,7 @@ def _class_spectre(block, mask, num_components, trim_fraction, trim_iters, alpha
                                              "max_class_size", "n"))
 def _spectre_jit(reps, labels, num_classes, num_components, trim_fraction, trim_iters, alpha,
                  max_class_size, n):
-  blocks = class_blocks(labels, num_classes, max_class_size)
+  blocks = _class_blocks_jit(labels, num_classes, max_class_size)
   fn = functools.partial(_class_spectre, num_components=num_components,
                          trim_fraction=trim_fraction, trim_iters=trim_iters, alpha=alpha)
   scores = jax.vmap(fn)(_gather(reps, blocks), blocks.mask)

@@ -3,7 +3,7 @@
 :func:`run_pipeline` is one row of the paper's Table 1 for one (source, target, ε, trigger,
 seed): natural accuracy and attack success of the network trained on the poisoned set, how many
 poisons the per-class spectral score removes at ``1.5·ε·n_y``, and natural accuracy and attack
-success after retraining from scratch on what is left. Peer detectors (uncentred spectral score,
+success after retraining from scratch on what is left. Peer detectors (the reference code's |R_i·v| score,
 activation clustering, SPECTRE-style) are scored on the same representations.
 :func:`train_and_evaluate` runs the configured grid and writes ``metrics.jsonl`` and a table.
 """
@@ -24,6 +24,7 @@ import numpy as np
 import optax
 import tqdm
 
+from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.loop import make_chunk
 from jaxpapers._src.metrics import MetricsWriter, read_metrics
 from jaxpapers._src.prng import as_key
@@ -31,6 +32,8 @@ from jaxpapers._src.validation import check_array, check_in
 from jaxpapers.spectral_signatures import attacks, defense, models
 from jaxpapers.spectral_signatures import data as data_lib
 
+# "spectral_uncentered" is the authors' reference-code score |R_i·v| (v from the centred SVD,
+# uncentred representations projected), see defense.spectral_signature(centered=False).
 DETECTORS = ("spectral", "spectral_uncentered", "activation_clustering", "spectre")
 
 
@@ -391,7 +394,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Writes ``metrics.jsonl`` (one line per run), ``table.md`` and ``results.json``; returns
   ``{"rows": [...], "summary": {...}, "table": str}``.
   """
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   path = os.path.join(workdir, "metrics.jsonl")
   done = {r["run_id"]: r for r in read_metrics(path)} if os.path.exists(path) else {}
   with MetricsWriter(path) as writer:

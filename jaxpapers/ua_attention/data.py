@@ -33,14 +33,19 @@ irregular input (each counted in :class:`LoadSummary`):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
+import hashlib
 import io
 import math
 import os
 import pathlib
 import tarfile
+import tempfile
 import warnings
+import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -123,6 +128,8 @@ def make_synthetic_ehr(key: jax.Array, num_patients: int = 1000, max_visits: int
   if not 0 <= causal_feature < num_features:
     raise ValueError(f"causal_feature must be in [0, {num_features}), got {causal_feature}")
   check_positive(signal_scale, "signal_scale")
+  if not math.isfinite(signal_scale):
+    raise ValueError(f"signal_scale must be finite, got {signal_scale}")
   return _synthetic_jit(key, num_patients, max_visits, num_features, min_visits, causal_feature,
                         causal_offset, float(signal_scale))
 
@@ -282,21 +289,42 @@ def read_icu_types(summary_csv: str | os.PathLike) -> dict[int, int]:
   return out
 
 
+def _decode_utf8(raw: bytes, where: str) -> str:
+  try:
+    return raw.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line = raw[: e.start].count(b"\n") + 1
+    raise ValueError(f"{where}, line {line}: byte {raw[e.start:e.start + 1]!r} at offset "
+                     f"{e.start} is not valid UTF-8") from None
+
+
 def iter_record_texts(path: str | os.PathLike) -> Iterable[tuple[str, str]]:
-  """Yields ``(file name, text)`` for every ``*.txt`` record in a ``.tar.gz`` or a folder (sorted)."""
+  """Yields ``(file name, text)`` for every ``*.txt`` record in a ``.tar.gz`` or a folder (sorted).
+
+  Raises:
+    ValueError: a record that is not UTF-8 (naming the file or archive member and the line), or
+      a truncated/corrupt archive (naming the archive and the last member read).
+  """
   path = pathlib.Path(path)
   if path.is_dir():
     for p in sorted(path.glob("*.txt")):
       if not p.name.lower().startswith("outcomes"):
-        yield p.name, p.read_text(encoding="utf-8")
+        yield p.name, _decode_utf8(p.read_bytes(), f"record file {p}")
   elif path.name.endswith((".tar.gz", ".tgz", ".tar")):
     # Read members in archive order (a gzip stream cannot seek backwards cheaply), then sort.
-    texts = {}
-    with tarfile.open(path, "r:*") as tar:
-      for m in tar:
-        name = os.path.basename(m.name)
-        if m.isfile() and name.endswith(".txt") and not name.lower().startswith("outcomes"):
-          texts[m.name] = (name, tar.extractfile(m).read().decode("utf-8"))
+    texts, last = {}, None
+    try:
+      with tarfile.open(path, "r:*") as tar:
+        for m in tar:
+          last = m.name
+          name = os.path.basename(m.name)
+          if m.isfile() and name.endswith(".txt") and not name.lower().startswith("outcomes"):
+            raw = tar.extractfile(m).read()
+            texts[m.name] = (name, _decode_utf8(raw, f"member {m.name!r} of archive {path}"))
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+      where = f"at or after member {last!r}" if last else "at its start"
+      raise ValueError(f"cannot read archive {path} ({where}; truncated or corrupt?): "
+                       f"{type(e).__name__}: {e}") from None
     for key in sorted(texts):
       yield texts[key]
   else:
@@ -437,27 +465,97 @@ def load_physionet(records: str | os.PathLike, outcomes: str | os.PathLike, *,
       resolution_hours=float(resolution_hours), summary=LoadSummary(**totals))
 
 
-def save_physionet(data: PhysioNetSet, path: str | os.PathLike) -> None:
-  """Caches a loaded :class:`PhysioNetSet` as ``.npz`` (parsing 4000 text files takes seconds)."""
+_CACHE_FORMAT = 2  # bump when the parsing or the stored layout changes.
+
+
+def default_cache_dir() -> pathlib.Path:
+  """``$XDG_CACHE_HOME/jaxpapers/ua_attention`` (default ``~/.cache/jaxpapers/ua_attention``)."""
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return pathlib.Path(base) / "jaxpapers" / "ua_attention"
+
+
+def _payload_digest(arrays: dict) -> str:
+  h = hashlib.sha256()
+  for k in sorted(arrays):
+    a = np.ascontiguousarray(arrays[k])
+    h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
+
+
+def save_physionet(data: PhysioNetSet, path: str | os.PathLike, *, key: str = "") -> None:
+  """Caches a loaded :class:`PhysioNetSet` as ``.npz`` (parsing 4000 text files takes seconds).
+
+  Written atomically (a unique temporary file in the same folder, then ``os.replace``), with the
+  cache ``key`` and a SHA-256 digest of the arrays that :func:`restore_physionet` verifies.
+  """
   arrays = {k: np.asarray(getattr(data, k)) for k in PhysioNetSet._fields if k != "summary"}
   arrays["summary"] = np.asarray(data.summary, np.int64)
-  tmp = pathlib.Path(os.fspath(path) + ".tmp.npz")
-  np.savez_compressed(tmp, **arrays)
-  os.replace(tmp, path)
+  meta = {"cache_key": np.asarray(key), "digest": np.asarray(_payload_digest(arrays))}
+  path = pathlib.Path(path)
+  fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez_compressed(f, **arrays, **meta)
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    raise
 
 
-def restore_physionet(path: str | os.PathLike) -> PhysioNetSet:
-  """Reads a cache written by :func:`save_physionet`."""
-  with np.load(path) as z:
-    fields = {k: z[k] for k in PhysioNetSet._fields if k not in ("summary", "resolution_hours")}
-    return PhysioNetSet(**fields, resolution_hours=float(z["resolution_hours"]),
-                        summary=LoadSummary(*[int(v) for v in z["summary"]]))
+class CacheError(ValueError):
+  """A cache file that is unreadable, for other inputs, or whose contents fail verification."""
 
 
-def _cache_name(records, resolution_hours, hours, max_records) -> str:
-  st = os.stat(records)
-  stem = pathlib.Path(records).name.replace(".", "_")
-  return f"physionet_{stem}_{st.st_size}_{int(st.st_mtime)}_{hours}h_{resolution_hours:g}_{max_records}.npz"
+def restore_physionet(path: str | os.PathLike, *, key: str | None = None) -> PhysioNetSet:
+  """Reads and verifies a cache written by :func:`save_physionet`.
+
+  Args:
+    path: the ``.npz`` file.
+    key: if given, the cache key it must have been written with.
+
+  Raises:
+    CacheError: unreadable file, missing fields, another key, or a digest mismatch.
+  """
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files if k not in ("cache_key", "digest")}
+      stored_key, digest = str(z["cache_key"]), str(z["digest"])
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise CacheError(f"unreadable cache {path}: {type(e).__name__}: {e}") from None
+  if key is not None and stored_key != key:
+    raise CacheError(f"cache {path} was written for other inputs")
+  if _payload_digest(arrays) != digest:
+    raise CacheError(f"cache {path} fails its SHA-256 check (corrupt or modified)")
+  missing = set(PhysioNetSet._fields) - set(arrays)
+  if missing:
+    raise CacheError(f"cache {path} lacks fields {sorted(missing)}")
+  fields = {k: arrays[k] for k in PhysioNetSet._fields if k not in ("summary", "resolution_hours")}
+  return PhysioNetSet(**fields, resolution_hours=float(arrays["resolution_hours"]),
+                      summary=LoadSummary(*[int(v) for v in arrays["summary"]]))
+
+
+def _hash_path(h, path) -> None:
+  path = pathlib.Path(path)
+  files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+  for p in files:
+    h.update(f"{p.relative_to(path) if path.is_dir() else p.name}|{p.stat().st_size}|".encode())
+    with open(p, "rb") as f:
+      for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+
+
+def physionet_cache_key(records, outcomes, summary_csv, hours, resolution_hours,
+                        max_records) -> str:
+  """SHA-256 of the inputs' contents and the loading options (the cache file's name)."""
+  h = hashlib.sha256(f"v{_CACHE_FORMAT}|{hours}|{float(resolution_hours)!r}|{max_records}|"
+                     .encode())
+  for part in (records, outcomes, summary_csv):
+    h.update(b"|none|" if part is None else b"|file|")
+    if part is not None:
+      _hash_path(h, part)
+  return h.hexdigest()
 
 
 def load_physionet_cached(records: str | os.PathLike, outcomes: str | os.PathLike, *,
@@ -466,19 +564,26 @@ def load_physionet_cached(records: str | os.PathLike, outcomes: str | os.PathLik
                           ) -> PhysioNetSet:
   """:func:`load_physionet` through an ``.npz`` cache in ``cache_dir`` (``None``: no cache).
 
-  The cache key holds the records file's size and mtime, the window, resolution and
-  ``max_records``, so a changed source is re-read.
+  The cache file is named by :func:`physionet_cache_key`, a SHA-256 of the contents of the
+  records, outcomes and summary files and of the loading options, so changed inputs are re-read.
+  It is written atomically and verified on load (key and SHA-256 of the arrays); a cache that
+  fails verification is ignored (with a warning) and rewritten. Use a private folder such as
+  :func:`default_cache_dir`, never a shared temporary one.
   """
   kwargs = dict(summary_csv=summary_csv, hours=hours, resolution_hours=resolution_hours,
                 max_records=max_records)
   if cache_dir is None:
     return load_physionet(records, outcomes, **kwargs)
-  os.makedirs(cache_dir, exist_ok=True)
-  path = pathlib.Path(cache_dir) / _cache_name(records, resolution_hours, hours, max_records)
+  os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+  key = physionet_cache_key(records, outcomes, summary_csv, hours, resolution_hours, max_records)
+  path = pathlib.Path(cache_dir) / f"physionet_{key[:32]}.npz"
   if path.exists():
-    return restore_physionet(path)
+    try:
+      return restore_physionet(path, key=key)
+    except CacheError as e:
+      warnings.warn(f"{e}; re-reading the records", RuntimeWarning, stacklevel=2)
   data = load_physionet(records, outcomes, **kwargs)
-  save_physionet(data, path)
+  save_physionet(data, path, key=key)
   return data
 
 

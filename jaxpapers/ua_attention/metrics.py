@@ -7,30 +7,50 @@
 * :func:`abstention_curve` — error rate against coverage when the most uncertain predictions are
   withheld ("I don't know"), the paper's Figure 5 analysis.
 
-All functions are pure ``jax.numpy`` and jit-compatible.
+All functions are pure ``jax.numpy`` and jit-compatible. Concrete bad inputs raise (probabilities
+outside ``[0, 1]``, non-binary labels, NaN uncertainties); under ``jit`` the checks cannot see
+values, so a NaN score or an out-of-range probability makes the metric NaN instead of a finite
+wrong number.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxpapers._src.validation import check_array
+from jaxpapers._src.validation import check_array, is_concrete
 
 
-def _check_pair(prob, labels, prob_name="prob"):
+def _check_pair(prob, labels, prob_name="prob", labels_name="labels"):
   check_array(prob, prob_name, ndim=1, dtype_kind="f")
-  check_array(labels, "labels", ndim=1, shape=prob.shape, dtype_kind="biuf")
+  check_array(labels, labels_name, ndim=1, shape=prob.shape, dtype_kind="biuf")
+  chex.assert_rank([prob, labels], [1, 1])
   if prob.shape[0] == 0:
     raise ValueError(f"{prob_name} must not be empty")
+  if is_concrete(labels):
+    lab = np.asarray(labels, np.float64)
+    if not np.all((lab == 0) | (lab == 1)):
+      raise ValueError(f"{labels_name} must be binary (0/1), got values "
+                       f"{np.unique(lab)[:5].tolist()}")
+
+
+def _check_probabilities(prob, name):
+  if is_concrete(prob):
+    p = np.asarray(prob, np.float64)
+    if np.any(np.isnan(p)) or np.any(p < 0.0) or np.any(p > 1.0):
+      bad = p[np.isnan(p) | (p < 0.0) | (p > 1.0)]
+      raise ValueError(f"{name} must be probabilities in [0, 1], got {bad[:3].tolist()}")
 
 
 def auroc(scores: jax.Array, labels: jax.Array) -> jax.Array:
   """Area under the ROC curve of ``scores`` for binary ``labels`` (ties count one half).
 
-  Returns NaN when only one class is present.
+  Returns NaN when only one class is present or any score is NaN (a NaN has no rank; ``±inf``
+  ranks normally).
   """
   _check_pair(scores, labels, "scores")
   y = labels.astype(bool)
@@ -41,7 +61,8 @@ def auroc(scores: jax.Array, labels: jax.Array) -> jax.Array:
   n_pos = jnp.sum(y).astype(jnp.float32)
   n_neg = y.shape[0] - n_pos
   u = jnp.sum(jnp.where(y, ranks, 0.0)) - n_pos * (n_pos + 1) / 2
-  return jnp.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), jnp.nan)
+  ok = (n_pos > 0) & (n_neg > 0) & ~jnp.any(jnp.isnan(scores))
+  return jnp.where(ok, u / (n_pos * n_neg), jnp.nan)
 
 
 class ReliabilityDiagram(NamedTuple):
@@ -70,8 +91,13 @@ def reliability_diagram(prob: jax.Array, labels: jax.Array, num_bins: int = 10
     prob: ``(N,)`` predicted probabilities of the positive class in ``[0, 1]``.
     labels: ``(N,)`` binary labels.
     num_bins: number of equal-width bins (10 in the paper); ``p = 1`` falls in the last bin.
+
+  Raises:
+    ValueError: ``prob`` outside ``[0, 1]`` or NaN, non-binary ``labels``, bad ``num_bins``
+      (concrete inputs; under ``jit`` such ``prob`` gives a NaN ``ece``).
   """
   _check_pair(prob, labels)
+  _check_probabilities(prob, "prob")
   if not isinstance(num_bins, int) or num_bins < 1:
     raise ValueError(f"num_bins must be a positive int, got {num_bins!r}")
   prob = prob.astype(jnp.float32)
@@ -81,7 +107,8 @@ def reliability_diagram(prob: jax.Array, labels: jax.Array, num_bins: int = 10
   sum_p = jax.ops.segment_sum(prob, idx, num_segments=num_bins)
   sum_y = jax.ops.segment_sum(y, idx, num_segments=num_bins)
   safe = jnp.maximum(count, 1.0)
-  ece = jnp.sum(jnp.abs(sum_y - sum_p)) / prob.shape[0]
+  valid = jnp.all((prob >= 0.0) & (prob <= 1.0))  # false for NaN too
+  ece = jnp.where(valid, jnp.sum(jnp.abs(sum_y - sum_p)) / prob.shape[0], jnp.nan)
   nan = jnp.full_like(count, jnp.nan)
   return ReliabilityDiagram(
       bin_edges=jnp.linspace(0.0, 1.0, num_bins + 1),
@@ -123,7 +150,9 @@ def abstention_curve(uncertainty: jax.Array, errors: jax.Array) -> AbstentionCur
     uncertainty: ``(N,)`` uncertainty per prediction (e.g. MC predictive variance).
     errors: ``(N,)`` 1 where the prediction is wrong, 0 where right.
   """
-  _check_pair(uncertainty, errors, "uncertainty")
+  _check_pair(uncertainty, errors, "uncertainty", "errors")
+  if is_concrete(uncertainty) and np.any(np.isnan(np.asarray(uncertainty, np.float64))):
+    raise ValueError("uncertainty contains NaN entries: they cannot be ordered")
   order = jnp.argsort(uncertainty, stable=True)
   kept_errors = jnp.cumsum(errors.astype(jnp.float32)[order])
   n = uncertainty.shape[0]
@@ -154,6 +183,9 @@ def abstain(prob: jax.Array, uncertainty: jax.Array, coverage: float = 0.8) -> j
   """
   check_array(prob, "prob", ndim=1, dtype_kind="f")
   check_array(uncertainty, "uncertainty", ndim=1, shape=prob.shape, dtype_kind="f")
+  _check_probabilities(prob, "prob")
+  if is_concrete(uncertainty) and np.any(np.isnan(np.asarray(uncertainty, np.float64))):
+    raise ValueError("uncertainty contains NaN entries: they cannot be ordered")
   if not 0.0 < coverage <= 1.0:
     raise ValueError(f"coverage must be in (0, 1], got {coverage}")
   n = prob.shape[0]

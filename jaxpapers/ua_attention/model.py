@@ -6,7 +6,8 @@ Prediction", NeurIPS 2018 (UA), built on Choi et al. "RETAIN", NeurIPS 2016.
 For a patient with visits ``x_1..x_T`` (``x_t ∈ R^D``) and a visit mask ``m_t``:
 
 * embedding ``v_t = W_emb x_t`` (no bias, so contributions stay linear in ``x``);
-* two GRUs run in reverse time over ``v``: ``g_t`` (visit level) and ``h_t`` (variable level);
+* two GRUs (or LSTMs, ``cell="lstm"``, as the reference implementation) run in reverse time
+  over ``v``: ``g_t`` (visit level) and ``h_t`` (variable level);
 * visit attention logits ``z^α_t ~ N(μ_α(g_t), σ_α(g_t)²)`` and variable attention pre-activations
   ``z^β_t ~ N(μ_β(h_t), diag σ_β(h_t)²)``, sampled by reparameterisation ``z = μ + σ ⊙ ε``;
   ``α = softmax_t(z^α)`` over unmasked visits (masked visits get ``α_t = 0``) and ``β_t = tanh(z^β_t)``;
@@ -22,6 +23,9 @@ Variants (``variant=``):
 * ``"ua_plus"``: UA plus input-dependent noise on the output logit,
   ``logit ~ N(w·c + b, softplus(u·c + d)²)`` (heteroscedastic output noise).
 
+Every σ head starts as in the reference implementation (jayheo/UA): kernel ``N(0, 0.01²)``, bias
+0 (and the free σ parameters of RETAIN-SA at 0), so σ starts near ``softplus(0) = log 2 ≈ 0.69``.
+
 The paper trains the variational posterior with a N(0, I) prior whose KL reduces, as in the
 reference implementation, to L2 weight decay ``λ Σ ½‖θ‖²`` (λ = 0.002 for UA, 0.004 for UA+), see
 :func:`l2_regularizer`.
@@ -31,17 +35,21 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxpapers._src.validation import check_array, check_in, check_positive
+from jaxpapers._src.validation import check_array, check_in, check_positive, is_concrete
 from jaxpapers.ua_attention import _compile
 
 VARIANTS = ("retain_da", "retain_sa", "ua", "ua_plus")
+CELLS = ("gru", "lstm")
 
-# softplus^{-1}(0.1): σ-heads start with a small noise scale (a choice of ours, not the paper's).
-_SIGMA_BIAS_INIT = float(jnp.log(jnp.expm1(0.1)))
+# σ heads as in the reference implementation: kernel N(0, 0.01²), bias 0 → σ ≈ softplus(0).
+_SIGMA_KERNEL_INIT = nn.initializers.normal(stddev=0.01)
+_SIGMA_BIAS_INIT = nn.initializers.zeros
 
 
 class RetainOutput(NamedTuple):
@@ -85,9 +93,14 @@ def reparameterize(key: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array
   """
   check_array(mu, "mu", dtype_kind="f")
   check_array(sigma, "sigma", dtype_kind="f")
-  shape = jnp.broadcast_shapes(mu.shape, sigma.shape)
+  try:
+    shape = jnp.broadcast_shapes(mu.shape, sigma.shape)
+  except ValueError:
+    shape = None
   if shape != mu.shape:
     raise ValueError(f"sigma with shape {sigma.shape} must broadcast to mu's shape {mu.shape}")
+  if is_concrete(sigma) and np.any(np.asarray(sigma) < 0):
+    raise ValueError("sigma must be >= 0 (a standard deviation)")
   eps = jax.random.normal(key, mu.shape, dtype=mu.dtype)
   return mu + sigma * eps
 
@@ -97,6 +110,8 @@ def masked_softmax(logits: jax.Array, mask: jax.Array, axis: int = -1) -> jax.Ar
 
   A row with no unmasked entry returns all zeros (never NaN).
   """
+  check_array(logits, "logits", dtype_kind="f")
+  check_array(mask, "mask", shape=logits.shape, dtype_kind="biuf")
   logits = jnp.where(mask, logits, -jnp.inf)
   top = jnp.max(logits, axis=axis, keepdims=True)
   top = jnp.where(jnp.isfinite(top), top, 0.0)
@@ -120,33 +135,40 @@ def l2_regularizer(params, weight: float) -> jax.Array:
 
 
 class _GRUPairStep(nn.Module):
-  """One reverse-time step of RETAIN's two GRUs; a masked step keeps the carry, outputs zeros."""
+  """One reverse-time step of RETAIN's two RNNs; a masked step keeps the carry, outputs zeros."""
 
   features: int
+  cell: str = "gru"
 
   @nn.compact
   def __call__(self, carry, inputs):
     xt, mt = inputs
-    outs = []
+    new_carry, outs = [], []
+    keep = mt[:, None]
     for name, c in zip(("alpha_cell", "beta_cell"), carry):
-      new, _ = nn.GRUCell(self.features, name=name)(c, xt)
-      outs.append(jnp.where(mt[:, None], new, c))
-    keep = mt[:, None].astype(xt.dtype)
-    return tuple(outs), tuple(o * keep for o in outs)
+      if self.cell == "gru":
+        new, y = nn.GRUCell(self.features, name=name)(c, xt)
+      else:  # LSTM carry is (c, h); its output is h.
+        new, y = nn.LSTMCell(self.features, name=name)(c, xt)
+      new_carry.append(jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, c))
+      outs.append(y * keep.astype(y.dtype))
+    return tuple(new_carry), tuple(outs)
 
 
 class _ReverseMaskedGRUs(nn.Module):
-  """RETAIN's visit-level and variable-level GRUs, run from the last visit to the first in one scan."""
+  """RETAIN's visit-level and variable-level RNNs, run from the last visit to the first in one scan."""
 
   features: int
+  cell: str = "gru"
 
   @nn.compact
   def __call__(self, x, mask):
     scan = nn.scan(_GRUPairStep, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=0, out_axes=0, reverse=True)
     zeros = jnp.zeros((x.shape[0], self.features), x.dtype)
-    _, (g, h) = scan(self.features, name="step")(
-        (zeros, zeros), (jnp.swapaxes(x, 0, 1), jnp.swapaxes(mask, 0, 1)))
+    init = zeros if self.cell == "gru" else (zeros, zeros)
+    _, (g, h) = scan(self.features, self.cell, name="step")(
+        (init, init), (jnp.swapaxes(x, 0, 1), jnp.swapaxes(mask, 0, 1)))
     return jnp.swapaxes(g, 0, 1), jnp.swapaxes(h, 0, 1)
 
 
@@ -160,6 +182,7 @@ class RetainModel(nn.Module):
     keep_embed: dropout keep probability on the embeddings ``v`` (0.95).
     keep_rnn: dropout keep probability on the GRU outputs ``g, h`` (0.75).
     keep_context: dropout keep probability on the context ``c`` (0.95).
+    cell: ``"gru"`` (default) or ``"lstm"`` (the reference implementation's cell).
 
   Call with ``x: (B, T, D)`` float, ``mask: (B, T)`` bool; ``dropout=True`` needs a ``"dropout"``
   rng and ``sample=True`` (stochastic variants) a ``"noise"`` rng. ``sample=False`` uses the means
@@ -172,6 +195,7 @@ class RetainModel(nn.Module):
   keep_embed: float = 0.95
   keep_rnn: float = 0.75
   keep_context: float = 0.95
+  cell: str = "gru"
 
   def _noise(self, mu, sigma, sample):
     if not sample:
@@ -181,30 +205,34 @@ class RetainModel(nn.Module):
   @nn.compact
   def __call__(self, x, mask, *, dropout: bool = False, sample: bool = True) -> RetainOutput:
     check_in(self.variant, "variant", VARIANTS)
+    check_in(self.cell, "cell", CELLS)
+    for name in ("keep_embed", "keep_rnn", "keep_context"):
+      keep = getattr(self, name)
+      if not 0.0 < keep <= 1.0:
+        raise ValueError(f"{name} must be a keep probability in (0, 1], got {keep}")
     drop = lambda keep, name: nn.Dropout(rate=1.0 - keep, deterministic=not dropout, name=name)
     mask = mask.astype(bool)
     v = nn.Dense(self.embed_dim, use_bias=False, name="embedding")(x)
     v = drop(self.keep_embed, "drop_embed")(v)
-    g, h = _ReverseMaskedGRUs(self.hidden_dim, name="rnn")(v, mask)
+    g, h = _ReverseMaskedGRUs(self.hidden_dim, self.cell, name="rnn")(v, mask)
     g = drop(self.keep_rnn, "drop_g")(g)
     h = drop(self.keep_rnn, "drop_h")(h)
 
     alpha_mu = nn.Dense(1, name="alpha_mu")(g)[..., 0]
     beta_mu = nn.Dense(self.embed_dim, name="beta_mu")(h)
-    sigma_init = nn.initializers.constant(_SIGMA_BIAS_INIT)
+    sigma_head = lambda features, name: nn.Dense(
+        features, kernel_init=_SIGMA_KERNEL_INIT, bias_init=_SIGMA_BIAS_INIT, name=name)
     if self.variant == "retain_da":
       alpha_sigma = jnp.zeros_like(alpha_mu)
       beta_sigma = jnp.zeros_like(beta_mu)
     elif self.variant == "retain_sa":
-      rho_a = self.param("alpha_rho", sigma_init, ())
-      rho_b = self.param("beta_rho", sigma_init, (self.embed_dim,))
+      rho_a = self.param("alpha_rho", _SIGMA_BIAS_INIT, ())
+      rho_b = self.param("beta_rho", _SIGMA_BIAS_INIT, (self.embed_dim,))
       alpha_sigma = jnp.broadcast_to(jax.nn.softplus(rho_a), alpha_mu.shape)
       beta_sigma = jnp.broadcast_to(jax.nn.softplus(rho_b), beta_mu.shape)
     else:
-      alpha_sigma = jax.nn.softplus(
-          nn.Dense(1, bias_init=sigma_init, name="alpha_sigma")(g)[..., 0])
-      beta_sigma = jax.nn.softplus(
-          nn.Dense(self.embed_dim, bias_init=sigma_init, name="beta_sigma")(h))
+      alpha_sigma = jax.nn.softplus(sigma_head(1, "alpha_sigma")(g)[..., 0])
+      beta_sigma = jax.nn.softplus(sigma_head(self.embed_dim, "beta_sigma")(h))
     stochastic = self.variant != "retain_da"
     z_alpha = self._noise(alpha_mu, alpha_sigma, sample and stochastic)
     z_beta = self._noise(beta_mu, beta_sigma, sample and stochastic)
@@ -215,8 +243,7 @@ class RetainModel(nn.Module):
     context = drop(self.keep_context, "drop_context")(context)
     logit_mean = nn.Dense(1, name="output")(context)[..., 0]
     if self.variant == "ua_plus":
-      logit_sigma = jax.nn.softplus(
-          nn.Dense(1, bias_init=sigma_init, name="output_sigma")(context)[..., 0])
+      logit_sigma = jax.nn.softplus(sigma_head(1, "output_sigma")(context)[..., 0])
       logit = self._noise(logit_mean, logit_sigma, sample)
     else:
       logit_sigma = jnp.zeros_like(logit_mean)
@@ -229,8 +256,13 @@ class RetainModel(nn.Module):
 def _check_inputs(x, mask):
   check_array(x, "x", ndim=3, dtype_kind="f")
   check_array(mask, "mask", ndim=2, dtype_kind="biuf")
+  chex.assert_rank([x, mask], [3, 2])
   if mask.shape != x.shape[:2]:
     raise ValueError(f"mask must have shape {x.shape[:2]} (batch, visits) of x, got {mask.shape}")
+  if is_concrete(mask) and mask.dtype != bool:
+    m = np.asarray(mask)
+    if not np.all((m == 0) | (m == 1)):
+      raise ValueError("mask must be boolean or 0/1")
 
 
 def init_params(key: jax.Array, model: RetainModel, x: jax.Array, mask: jax.Array):

@@ -106,7 +106,9 @@ register(Reproduction(
         "smoke": "400 patients, 6 visits, 4 variables, <=60 epochs (batch 32, lr 1e-2), DA+UA",
         "cpu": "1500 patients, 10 visits, 8 variables, <=12 epochs (lr 3e-3), DA+UA, S=30",
         "full": "10000 patients, 20 visits, 16 variables, <=300 epochs (lr 1e-4), S=30",
-    }))
+    },
+    run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 120, "cpu": 240},
+))
 
 
 # ----------------------------------------------------------------------------- PhysioNet
@@ -140,4 +142,6 @@ register(Reproduction(
         "smoke": "first 400 set-a records, 2-hourly, 3 epochs, DA+UA",
         "cpu": "first 2000 set-a records, 2-hourly 48 h, <=6 epochs (lr 3e-3), 4 variants, S=30",
         "full": "3996 set-a records, hourly 48 h, <=300 epochs (lr 1e-4), 4 variants, S=30",
-    }))
+    },
+    datasets=("physionet2012-raw",), budget_s={"smoke": 20, "cpu": 760},
+))

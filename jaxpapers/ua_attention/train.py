@@ -3,10 +3,12 @@
 Training minimises the binary cross-entropy of one stochastic forward pass (attention noise,
 UA+'s output noise and dropout all sampled) plus the L2 term ``λ Σ ½‖θ‖²`` that stands in for the
 KL divergence to the N(0, I) prior, with Adam; an epoch is one jitted ``lax.scan`` over shuffled
-mini-batches. Early stopping keeps the parameters of the epoch with the lowest validation loss
-(mean-noise, dropout-off forward pass). Evaluation uses S = 30 MC samples (dropout kept on by
-default, as in the paper's model) and reports AUROC, ECE (10 bins), the reliability diagram and the
-abstention curve.
+mini-batches. Early stopping (default) keeps the parameters of the epoch with the lowest
+validation loss (mean-noise, dropout-off forward pass). Evaluation uses S = 30 MC samples (dropout
+kept on by default, as in the paper's model) and reports AUROC, ECE (10 bins), the reliability
+diagram and the abstention curve. ``config.protocol = "reference"`` (see
+:func:`jaxpapers.ua_attention.config.get_config`) follows the reference implementation instead:
+LSTM cells, a fixed number of epochs without early stopping, dropout off at evaluation.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import optax
 import tqdm
 
+from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.checkpoint import Checkpointer
 from jaxpapers._src.metrics import MetricsWriter
 from jaxpapers._src.prng import as_key
@@ -55,7 +58,8 @@ def make_model(config: ml_collections.ConfigDict, variant: str) -> RetainModel:
   check_in(variant, "variant", VARIANTS)
   m = config.model
   return RetainModel(variant=variant, embed_dim=m.embed_dim, hidden_dim=m.hidden_dim,
-                     keep_embed=m.keep_embed, keep_rnn=m.keep_rnn, keep_context=m.keep_context)
+                     keep_embed=m.keep_embed, keep_rnn=m.keep_rnn, keep_context=m.keep_context,
+                     cell=m.get("cell", "gru"))
 
 
 def loss_fn(params, key, model: RetainModel, x, mask, y, weight_decay: float):
@@ -104,7 +108,7 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 
 class FitResult(NamedTuple):
-  """Output of :func:`fit`: the early-stopped parameters and the per-epoch history."""
+  """Output of :func:`fit`: the early-stopped (or last) parameters and the per-epoch history."""
 
   params: Any
   best_epoch: int
@@ -116,8 +120,8 @@ class FitResult(NamedTuple):
 def fit(key: jax.Array, model: RetainModel, train: data_lib.EHRArrays, val: data_lib.EHRArrays, *,
         learning_rate: float = 1e-4, batch_size: int = 100, num_epochs: int = 100,
         patience: int = 10, weight_decay: float = 0.002, writer: MetricsWriter | None = None,
-        progress: bool = False) -> FitResult:
-  """Trains ``model`` with Adam and early stopping on the validation loss.
+        progress: bool = False, early_stopping: bool = True) -> FitResult:
+  """Trains ``model`` with Adam and (by default) early stopping on the validation loss.
 
   Args:
     key: a ``jax.random.key`` (initialisation, shuffling, noise and dropout).
@@ -131,6 +135,9 @@ def fit(key: jax.Array, model: RetainModel, train: data_lib.EHRArrays, val: data
     weight_decay: λ of the L2 / KL term.
     writer: optional metrics writer (one line per epoch).
     progress: show a tqdm bar over epochs.
+    early_stopping: keep the parameters of the best validation epoch and stop after
+      ``patience`` epochs without improvement; ``False`` (the reference implementation's
+      protocol) trains all ``num_epochs`` and returns the last parameters.
   """
   for name, val_ in (("num_epochs", num_epochs), ("patience", patience),
                      ("batch_size", batch_size)):
@@ -163,7 +170,9 @@ def fit(key: jax.Array, model: RetainModel, train: data_lib.EHRArrays, val: data
     val_hist.append(vloss)
     if writer is not None:
       writer.write(epoch + 1, variant=model.variant, train_loss=tloss, val_loss=vloss)
-    if vloss < best:
+    if not early_stopping:
+      best_params, best_epoch = state.params, epoch + 1
+    elif vloss < best:
       best, best_params, best_epoch, bad = vloss, state.params, epoch + 1, 0
     else:
       bad += 1
@@ -259,7 +268,8 @@ def prepare_data(key: jax.Array, config: ml_collections.ConfigDict) -> PreparedD
   if config.dataset == "physionet":
     records, outcomes, summary_csv = data_lib.find_physionet(config.data_dir)
     ds = data_lib.load_physionet_cached(
-        records, outcomes, cache_dir=config.cache_dir, summary_csv=summary_csv,
+        records, outcomes, summary_csv=summary_csv,
+        cache_dir=(data_lib.default_cache_dir() if config.cache_dir == "" else config.cache_dir),
         resolution_hours=config.resolution_hours, max_records=config.max_records)
     train, val, test, _ = data_lib.prepare_physionet_task(k_split, ds, config.task,
                                                           tuple(config.split))
@@ -289,7 +299,8 @@ def run_variant(key: jax.Array, config: ml_collections.ConfigDict, variant: str,
   fitted = fit(k_fit, model, prepared.train, prepared.val,
                learning_rate=config.train.learning_rate, batch_size=config.train.batch_size,
                num_epochs=config.train.num_epochs, patience=config.train.patience,
-               weight_decay=wd, writer=writer, progress=progress)
+               weight_decay=wd, writer=writer, progress=progress,
+               early_stopping=config.train.get("early_stopping", True))
   ev = evaluate(k_eval, model, fitted.params, prepared.test, num_samples=config.eval.num_samples,
                 mc_dropout=config.eval.mc_dropout, num_bins=config.eval.num_bins,
                 uncertainty=config.eval.uncertainty)
@@ -316,7 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns:
     ``{variant: {metric: float}}`` with the keys of ``SCALAR_KEYS`` that apply.
   """
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   key = as_key(int(config.seed))
   k_data, k_runs = jax.random.split(key)
   prepared = prepare_data(k_data, config)
@@ -327,7 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       scalars = {k: ev[k] for k in SCALAR_KEYS if k in ev}
       writer.write(ev["epochs"], variant=variant, final=True, **scalars)
       if config.train.checkpoint:
-        with Checkpointer(os.path.join(workdir, f"ckpt_{variant}")) as ckpt:
+        with Checkpointer(os.path.join(workdir, f"ckpt_{variant}"), config=config) as ckpt:
           ckpt.save(ev["epochs"], ev["params"])
       results[variant] = scalars
   return results

@@ -22,6 +22,8 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     ``1 + (n - k)/(n - d)`` (``eps`` is not tiny so that the rare, expensive event -- missing
     the heavy row -- is seen in ``num_draws`` draws).
   """
+  if scale == "quick":  # one run of the cpu setting; the quick reproduction tier picks its rows
+    return get_config("cpu")
   validation.check_in(scale, "scale", ("smoke", "cpu", "full"))
   cfg = ml_collections.ConfigDict()
   cfg.scale = scale

@@ -40,8 +40,33 @@ def load_svmlight(path: str | os.PathLike, n_features: int | None = None
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"path: no such svmlight file {path}")
-  X, y = load_svmlight_file(str(path), n_features=n_features, dtype=np.float64)
-  return np.asarray(X.todense()), np.asarray(y, dtype=np.float64)
+  try:
+    X, y = load_svmlight_file(str(path), n_features=n_features, dtype=np.float64)
+  except (ValueError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path}{_first_bad_svmlight_line(path)}: not a valid svmlight file ({e})"
+                     ) from e
+  X, y = np.asarray(X.todense()), np.asarray(y, dtype=np.float64)
+  if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+    raise ValueError(f"{path}: contains NaN or inf values")
+  return X, y
+
+
+def _first_bad_svmlight_line(path: pathlib.Path) -> str:
+  """``":<line>"`` of the first line that does not parse as ``y idx:val ...`` ("" if none)."""
+  try:
+    with open(path, "rb") as f:
+      for i, raw in enumerate(f, 1):
+        text = raw.decode("utf-8").split("#", 1)[0].split()
+        if not text:
+          continue
+        float(text[0])
+        for tok in text[1:]:
+          idx, val = tok.split(":")
+          if int(idx) < 0 or not np.isfinite(float(val)):
+            return f":{i}"
+  except (ValueError, UnicodeDecodeError):
+    return f":{i}"
+  return ""
 
 
 def load_csv(path: str | os.PathLike, *, target: int | str, delimiter: str = ",",
@@ -67,8 +92,13 @@ def load_csv(path: str | os.PathLike, *, target: int | str, delimiter: str = ","
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"path: no such file {path}")
-  with open(path, newline="", encoding="utf-8") as f:
-    rows = [r for r in csv.reader(f, delimiter=delimiter) if r and any(c.strip() for c in r)]
+  try:
+    with open(path, newline="", encoding="utf-8") as f:
+      rows = [r for r in csv.reader(f, delimiter=delimiter) if r and any(c.strip() for c in r)]
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{path}: not UTF-8 text at byte {e.start} ({e.reason})") from e
+  except csv.Error as e:
+    raise ValueError(f"{path}: malformed delimited text ({e})") from e
   names = [c.strip() for c in rows[0]] if header else None
   body = rows[1:] if header else rows
   if max_rows is not None:

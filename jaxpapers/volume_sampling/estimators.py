@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpapers._src import validation
 
@@ -37,9 +38,23 @@ def least_squares_estimate(X: jax.Array, y: jax.Array, indices: jax.Array,
 
   Returns:
     ``(d,)`` minimum-norm minimiser of ``sum_t weights_t (x_{i_t}^T w - y_{i_t})^2``.
+
+  Raises:
+    ValueError: ``indices`` empty or outside ``[0, n)`` (JAX would clamp them into range and
+      return a finite wrong estimate), non-finite inputs, mismatched shapes.
   """
   _check_xy(X, y)
   validation.check_array(indices, "indices", ndim=1, dtype_kind="iu")
+  n = X.shape[0]
+  if validation.is_concrete(indices):
+    arr = np.asarray(indices)
+    if arr.size == 0:
+      raise ValueError("indices must not be empty")
+    out = (arr < 0) | (arr >= n)
+    if out.any():
+      pos = int(np.flatnonzero(out)[0])
+      raise ValueError(f"indices must lie in [0, {n}) (the rows of X), got {int(arr[pos])} at "
+                       f"position {pos}")
   k = indices.shape[0]
   if weights is None:
     weights = jnp.ones((k,), X.dtype)

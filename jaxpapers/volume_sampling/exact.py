@@ -118,3 +118,15 @@ def lower_bound_expected_ratio(n: int, d: int, k: int, eps: float) -> float:
   loss_in = (wd - 1.0) ** 2 + (m - 1) * e2 * wd ** 2
   opt = (m - 1) * e2 / (1.0 + (m - 1) * e2)
   return (w_in * loss_in + w_out * 1.0) / (w_in + w_out) / opt
+
+
+def enumerate_ridge_volume(X, k: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
+  """All ``C(n, k)`` subsets and their unnormalised ``det(X_S^T X_S + lam I)`` (float64)."""
+  X = np.asarray(X, dtype=np.float64)
+  if X.ndim != 2 or not np.all(np.isfinite(X)):
+    raise ValueError(f"X must be a finite (n, d) matrix, got shape {X.shape}")
+  n, d = X.shape
+  subsets = np.array(list(itertools.combinations(range(n), k)), dtype=np.int64)
+  xs = X[subsets]
+  gram = np.einsum("cki,ckj->cij", xs, xs) + lam * np.eye(d)
+  return subsets, np.linalg.det(gram)

@@ -62,17 +62,42 @@ class Sample(NamedTuple):
 
 
 class LeverageState(NamedTuple):
-  """The one-time ``O(n d^2)`` part of leveraged volume sampling.
+  """The one-time ``O(n d^2)`` part of leveraged volume sampling, bound to its design.
 
   Attributes:
     q: ``(n,)`` sampling probabilities ``l_i / d``.
     cdf: ``(n,)`` cumulative sums of ``q`` (inverse-CDF sampling in ``O(log n)`` per draw).
     logdet_gram: ``log det(X^T X)``.
+    fingerprint: ``(2,)`` two fixed pseudo-random linear functionals of ``X`` (see
+      :func:`design_fingerprint`); :func:`leveraged_volume_sample` refuses a state whose
+      fingerprint does not match the ``X`` it is given (a state of another design with the
+      same ``n`` would otherwise silently sample from the wrong law).
   """
 
   q: jax.Array
   cdf: jax.Array
   logdet_gram: jax.Array
+  fingerprint: jax.Array
+
+
+def design_fingerprint(X: jax.Array) -> jax.Array:
+  """``(sum_ij X_ij a_ij, sum_ij X_ij b_ij)`` for fixed quasi-random ``a, b`` in ``[-1/2, 1/2)``.
+
+  ``O(nd)``. Two designs of the same shape that differ in any entry give different
+  fingerprints except on a measure-zero set of perturbations; equal designs give equal values up
+  to summation rounding (compared with a relative tolerance in :func:`leveraged_volume_sample`).
+  """
+  n, d = X.shape
+  i = jnp.arange(n, dtype=jnp.float32)[:, None]
+  j = jnp.arange(d, dtype=jnp.float32)[None, :]
+  a = jnp.mod(0.7548776662 * i + 0.5698402910 * j + 0.31, 1.0) - 0.5
+  b = jnp.mod(0.6180339887 * i + 0.4142135624 * j + 0.77, 1.0) - 0.5
+  return jnp.stack([jnp.sum(X * a.astype(X.dtype)), jnp.sum(X * b.astype(X.dtype))])
+
+
+def _fingerprint_mismatch(state, X):
+  tol = 1e-4 * (jnp.sum(jnp.abs(X)) + jnp.finfo(X.dtype).tiny)
+  return jnp.any(jnp.abs(state.fingerprint - design_fingerprint(X)) > tol)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -190,7 +215,36 @@ def _prepare_leveraged(X) -> LeverageState:
   lev = jnp.sum(qmat * qmat, axis=1)
   q = lev / d
   logdet = 2.0 * jnp.sum(jnp.log(jnp.abs(jnp.diagonal(r))))
-  return LeverageState(q=q, cdf=jnp.cumsum(q), logdet_gram=logdet)
+  return LeverageState(q=q, cdf=jnp.cumsum(q), logdet_gram=logdet,
+                       fingerprint=design_fingerprint(X))
+
+
+_CHUNK_BITS = 23
+_NUM_CHUNKS = 4
+
+
+def _log_uniform_from_bits(bits, dtype):
+  """``log U`` for ``U = sum_t c_t 2^{-23 (t+1)}`` with ``c_t`` the low 23 bits of ``bits[t]``.
+
+  Four 23-bit chunks give ``U`` a resolution of ``2^-92`` whatever ``dtype`` is, so
+  ``log U < log p`` has probability ``p`` (to a relative ``2^-23``) for any ``p >= 2^-92``:
+  a float32 uniform would floor every acceptance rate below ``2^-23 ≈ 1.2e-7`` at that
+  value. With ``j`` leading zero chunks, ``log U = log(c_j + (c_{j+1} + 1/2) 2^-23)
+  - 23 (j + 1) log 2`` (the unread low bits replaced by their mean; ``c_j + 1/2`` for the last
+  chunk); ``-inf`` if all are zero.
+  """
+  c = (bits & jnp.uint32(2**_CHUNK_BITS - 1)).astype(dtype)
+  nz = c > 0
+  j = jnp.argmax(nz)
+  nxt = c[jnp.minimum(j + 1, _NUM_CHUNKS - 1)]
+  lead = c[j] + jnp.where(j + 1 < _NUM_CHUNKS, (nxt + 0.5) * 2.0**-_CHUNK_BITS, 0.5)
+  val = jnp.log(lead) - (_CHUNK_BITS * (j + 1)).astype(dtype) * math.log(2.0)
+  return jnp.where(jnp.any(nz), val, -jnp.inf).astype(dtype)
+
+
+def _log_uniform(key, dtype):
+  """A draw of ``log U``, ``U ~ Uniform(0, 1)``, accurate far below float32's ``2^-23``."""
+  return _log_uniform_from_bits(jax.random.bits(key, (_NUM_CHUNKS,), jnp.uint32), dtype)
 
 
 def _iid_from_uniforms(u, cdf):
@@ -410,6 +464,153 @@ def dpp_volume_sample(key: jax.Array, X: jax.Array, k: int) -> Sample:
   return Sample(_dpp_volume_positions(key, X, k), jnp.ones((k,), X.dtype), jnp.int32(1))
 
 
+# ----------------------------------------------------------------------------- ridge VS
+
+
+def _log_elementary(logmu):
+  """``logE[l, m] = log e_l(mu_1..mu_m)`` (elementary symmetric polynomials) for l, m <= r."""
+  r = logmu.shape[0]
+  col = jnp.full((r + 1,), -jnp.inf, logmu.dtype).at[0].set(0.0)
+  cols = [col]
+  for m in range(r):
+    shifted = jnp.concatenate([jnp.full((1,), -jnp.inf, logmu.dtype), col[:-1]])
+    col = jnp.logaddexp(col, logmu[m] + shifted)
+    cols.append(col)
+  return jnp.stack(cols, axis=1)  # (r + 1, r + 1)
+
+
+def _log_comb(a, b):
+  return (jax.scipy.special.gammaln(a + 1.0) - jax.scipy.special.gammaln(b + 1.0)
+          - jax.scipy.special.gammaln(a - b + 1.0))
+
+
+def ridge_volume_log_normalizer(X: jax.Array, k: int, lam) -> jax.Array:
+  """``log sum_{|S|=k} det(X_S^T X_S + lam I)`` in closed form, ``O(n d^2)``.
+
+  ``det(X_S^T X_S + lam I) = lam^d sum_{T ⊂ S} det(L_T)`` with ``L = X X^T / lam`` (expansion of
+  ``det(I + L_S)`` in principal minors), hence the sum over ``|S| = k`` is
+  ``lam^d sum_j C(n - j, k - j) e_j(mu)`` with ``mu_i = sigma_i(X)^2 / lam``.
+  """
+  n, d = X.shape
+  sig = jnp.linalg.svd(X, compute_uv=False)
+  lam = jnp.asarray(lam, X.dtype)
+  logmu = 2.0 * jnp.log(sig) - jnp.log(lam)
+  r = sig.shape[0]
+  log_e = _log_elementary(logmu)[:, r]
+  j = jnp.arange(r + 1, dtype=X.dtype)
+  logw = jnp.where(j <= k, _log_comb(n - j, jnp.minimum(k - j, n - j)), -jnp.inf)
+  return d * jnp.log(lam) + jax.nn.logsumexp(logw + log_e)
+
+
+def ridge_volume_sample(key: jax.Array, X: jax.Array, k: int, lam) -> Sample:
+  """Regularised (ridge) volume sampling: ``P(S) ∝ det(X_S^T X_S + lam I)`` over ``|S| = k``.
+
+  Dereziński & Warmuth, "Subsampling for Ridge Regression via Regularized Volume Sampling"
+  (AISTATS 2018) use this determinant to pick ``k`` rows whose responses are then asked for,
+  with the ridge estimator ``w_lam(S) = (X_S^T X_S + lam I)^{-1} X_S^T y_S``. ``k`` may be
+  smaller than ``d`` and ``X`` need not have full column rank (``lam > 0``). As ``lam -> 0``
+  the law tends to plain volume sampling (:func:`volume_sample`).
+
+  Exact sampler (``O(n d^2)``, jit-able with ``k`` static): with ``L = X X^T / lam``,
+  ``det(X_S^T X_S + lam I) ∝ det(I + L_S) = sum_{T ⊂ S} det(L_T)``, so ``S`` is drawn as
+  ``T`` plus ``k - |T|`` uniformly chosen other rows, where ``T`` has probability
+  ``∝ C(n - |T|, k - |T|) det(L_T)``: first the eigen-index set ``J`` of ``L`` with
+  ``P(J) ∝ C(n - |J|, k - |J|) prod_{i ∈ J} mu_i`` (``mu_i = sigma_i^2 / lam``; its size
+  from the elementary symmetric polynomials ``e_j(mu)``, then the Kulesza–Taskar
+  inclusion rule), then ``T`` from the projection DPP of the left singular vectors ``U_J``.
+
+  Ridge estimator. Writing ``X~ = [X; sqrt(lam) I_d]`` and ``y~ = [y; 0]``,
+  ``det(X_S^T X_S + lam I) = det(X~_{S ∪ A}^T X~_{S ∪ A})`` (``A`` the ``d`` added rows) and
+  ``w_lam(S)`` is the least-squares solution on ``S ∪ A``: the law is volume sampling of the
+  augmented design *conditioned on keeping A*. Unbiasedness of volume sampling
+  (``E[X~_{S~}^+ y~_{S~}] = w~*``, the full ridge solution) holds for the unconditioned law
+  only; under this conditioned law ``E[w_lam(S)] != w*_lam`` in general (the ridge estimator is
+  biased, as ridge regression is — checked against enumeration in the tests). What
+  Dereziński & Warmuth (2018) prove for regularised volume sampling is a bound instead,
+  ``E[(X_S^T X_S + lam I)^{-1}] ⪯ (n - d_lam + 1)/(k - d_lam + 1) (X^T X + lam I)^{-1}``
+  (``d_lam = tr(X^T X (X^T X + lam I)^{-1})``, ``k >= d_lam``), from which their
+  mean-squared-error guarantee for ``w_lam(S)`` follows; we state it, not test it, for their
+  reverse-iterative variant.
+
+  Args:
+    key: typed PRNG key.
+    X: ``(n, d)`` finite float design (any rank).
+    k: sample size, ``1 <= k <= n`` (static).
+    lam: the ridge parameter ``lam > 0``.
+
+  Returns:
+    :class:`Sample` with sorted distinct indices, unit weights and ``proposals = 1``.
+
+  Raises:
+    TypeError: a non-key ``key`` or a non-int ``k``.
+    ValueError: a bad ``X``, ``k`` out of ``[1, n]`` or ``lam <= 0``/non-finite.
+  """
+  _check_key(key)
+  validation.check_array(X, "X", ndim=2, dtype_kind="f", finite=True)
+  n, d = X.shape
+  if n < 1 or d < 1:
+    raise ValueError(f"X must be a non-empty (n, d) matrix, got shape {X.shape}")
+  if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+    raise TypeError(f"k must be a Python int (it fixes the sample's shape), got {type(k).__name__}")
+  k = int(k)
+  if not 1 <= k <= n:
+    raise ValueError(f"k must be in [1, n={n}], got k={k}")
+  if validation.is_concrete(lam):
+    lam_f = float(np.asarray(lam))
+    if not (np.isfinite(lam_f) and lam_f > 0):
+      raise ValueError(f"lam must be a finite number > 0 (use volume_sample for lam = 0), got "
+                       f"{lam_f}")
+  return Sample(_ridge_positions(key, X, k, jnp.asarray(lam, X.dtype)),
+                jnp.ones((k,), X.dtype), jnp.int32(1))
+
+
+def _ridge_positions(key, X, k: int, lam):
+  n, _ = X.shape
+  k_size, k_eig, k_dpp, k_pad = jax.random.split(key, 4)
+  basis, sig, _ = jnp.linalg.svd(X, full_matrices=False)
+  r = sig.shape[0]
+  logmu = 2.0 * jnp.log(sig) - jnp.log(lam)
+  log_e = _log_elementary(logmu)  # (r + 1, r + 1)
+  j = jnp.arange(r + 1)
+  logw = jnp.where(j <= k, _log_comb(n - j.astype(X.dtype),
+                                     jnp.minimum(k - j, n - j).astype(X.dtype)), -jnp.inf)
+  size = jax.random.categorical(k_size, logw + log_e[:, r])
+
+  # Kulesza & Taskar: include eigen-index m (from the last) w.p. mu_m e_{l-1}(mu_<m) / e_l(mu_<=m).
+  def pick(l, inp):
+    m, logu = inp
+    logp = logmu[m] + log_e[jnp.maximum(l - 1, 0), m] - log_e[l, m + 1]
+    take = (l > 0) & (logu < logp)
+    return l - take.astype(l.dtype), take
+
+  logus = jnp.log(jax.random.uniform(k_eig, (r,), X.dtype))
+  _, taken = jax.lax.scan(pick, size, (jnp.arange(r - 1, -1, -1), logus))
+  chosen = taken[::-1]
+  ub = basis * chosen.astype(X.dtype)[None, :]
+  us = jax.random.uniform(k_dpp, (r,), X.dtype)
+
+  def step(carry, inp):
+    resid, frame = carry
+    t, u = inp
+    active = t < size
+    cdf = jnp.cumsum(jnp.clip(resid, 0.0, None))
+    i = jnp.clip(jnp.searchsorted(cdf, u * cdf[-1], side="right"), 0, n - 1)
+    v = ub[i] - frame @ (frame.T @ ub[i])
+    c = v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(X.dtype).tiny)
+    new_resid = (resid - (ub @ c) ** 2).at[i].set(0.0)
+    resid = jnp.where(active, new_resid, resid)
+    frame = jnp.where(active, frame.at[:, t].set(c), frame)
+    return (resid, frame), jnp.where(active, i, -1).astype(jnp.int32)
+
+  init = (jnp.sum(ub * ub, axis=1), jnp.zeros((ub.shape[1], r), X.dtype))
+  _, core = jax.lax.scan(step, init, (jnp.arange(r), us))
+  # the core rows first, then a uniform (k - |T|)-subset of the others: k smallest priorities.
+  prio = jax.random.uniform(k_pad, (n,), X.dtype)
+  prio = prio.at[jnp.where(core >= 0, core, n)].set(-1.0, mode="drop")
+  _, pos = jax.lax.top_k(-prio, k)
+  return jnp.sort(pos).astype(jnp.int32)
+
+
 # ----------------------------------------------------------------------------- leveraged VS
 
 
@@ -428,7 +629,8 @@ def default_oversample(k: int, d: int) -> int:
 def leveraged_volume_sample(key: jax.Array, X: jax.Array, k: int, *,
                             state: LeverageState | None = None,
                             oversample: int | None = None,
-                            subsample: str = "dpp") -> Sample:
+                            subsample: str = "dpp", max_rounds: int = 10_000,
+                            check_state: bool = True) -> Sample:
   """Leveraged volume sampling by determinantal rejection sampling (Algorithm 1 of the paper).
 
   Repeats: draw ``pi_1..pi_s`` i.i.d. from ``q = l / d`` and accept with probability
@@ -438,21 +640,38 @@ def leveraged_volume_sample(key: jax.Array, X: jax.Array, k: int, *,
   The result is distributed as ``P(pi) ∝ det(sum_t x_{pi_t} x_{pi_t}^T / q_{pi_t}) prod_t q_{pi_t}``
   over sequences of length ``k``; each ``pi_t`` has marginal ``q``.
 
+  The acceptance test is done in log space against ``log U`` drawn with 92 random bits
+  (:func:`_log_uniform_from_bits`), so acceptance rates far below float32's ``2^-23`` (e.g. the
+  ``~1.7e-10`` of a small ``oversample``) are honoured rather than floored at ``2^-23``. The
+  expected number of rounds is ``1 / prod_{j<d}(1 - j/s)`` (:func:`acceptance_probability`;
+  ``<= 8/7`` at the default ``s``).
+
   Args:
     key: typed PRNG key.
     X: ``(n, d)`` float design of full column rank.
     k: sample size ``>= d`` (static; may exceed ``n`` since rows can repeat).
-    state: the output of :func:`prepare_leveraged` (computed here when ``None``).
+    state: the output of :func:`prepare_leveraged` *for this X* (computed here when ``None``).
     oversample: ``s``, the i.i.d. draws per round; default ``max(k, 4 d^2)`` (paper); must be
       ``>= k``.
     subsample: how ``k`` of the ``s`` rescaled rows are volume-sampled: ``"dpp"`` (default;
       :func:`dpp_volume_sample`'s algorithm, ``O(s d^2)`` in ``d`` vectorised steps) or
       ``"reverse"`` (:func:`fast_volume_sample`'s rejection algorithm, as in the paper's
       Algorithm 1). Both are exact.
+    max_rounds: cap on rejection rounds. Exceeding it raises ``RuntimeError`` when called
+      eagerly; under ``jit``/``vmap`` (no exception possible) that sample gets NaN weights and
+      indices ``n`` (out of range), which :func:`~.estimators.least_squares_estimate` refuses.
+    check_state: verify that ``state`` was prepared from this ``X`` (shape and
+      :func:`design_fingerprint`, ``O(nd)``). A mismatch raises ``ValueError`` eagerly and gives
+      NaN weights under tracing.
 
   Returns:
     :class:`Sample` with ``indices = pi`` (possibly repeated), ``weights = 1 / q_pi`` and the
     number of rejection rounds in ``proposals``.
+
+  Raises:
+    TypeError: a non-key ``key`` or non-int ``k``.
+    ValueError: bad ``X``, ``k``, ``oversample``, ``max_rounds`` or a ``state`` of another design.
+    RuntimeError: no round accepted within ``max_rounds`` (eager calls only).
   """
   _check_key(key)
   n, d = _check_design(X, rank=state is None)
@@ -461,27 +680,45 @@ def leveraged_volume_sample(key: jax.Array, X: jax.Array, k: int, *,
   if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < k:
     raise ValueError(f"oversample must be an int >= k={k}, got {oversample!r}")
   s = int(s)
+  if isinstance(max_rounds, bool) or not isinstance(max_rounds, (int, np.integer)) \
+      or not 1 <= max_rounds < 2**31 - 1:
+    raise ValueError(f"max_rounds must be an int in [1, 2^31 - 1), got {max_rounds!r}")
   validation.check_in(subsample, "subsample", ("dpp", "reverse"))
+  mismatch = jnp.bool_(False)
   if state is None:
     state = _prepare_leveraged(X)
-  elif not isinstance(state, LeverageState) or state.q.shape != (n,):
-    raise ValueError(f"state must be prepare_leveraged(X) for this X (q of shape ({n},))")
+  else:
+    if not isinstance(state, LeverageState) or state.q.shape != (n,) \
+        or state.fingerprint.shape != (2,):
+      raise ValueError(f"state must be prepare_leveraged(X) for this X (q of shape ({n},)), got "
+                       f"{type(state).__name__} with q of shape "
+                       f"{getattr(getattr(state, 'q', None), 'shape', None)}")
+    if check_state:
+      mismatch = _fingerprint_mismatch(state, X)
+      if validation.is_concrete(mismatch) and bool(mismatch):
+        raise ValueError("state was prepared for a different design than X (same n but its "
+                         "fingerprint differs): pass state=prepare_leveraged(X) for this X")
   k_rounds, k_vs = jax.random.split(key)
 
   def cond(c):
-    return jnp.logical_not(c.accepted)
+    return jnp.logical_not(c.accepted) & (c.trials < max_rounds)
 
   def body(c):
-    u = jax.random.uniform(jax.random.fold_in(c.key, c.trials), (s + 1,), state.cdf.dtype)
-    idx = _iid_from_uniforms(u[:s], state.cdf)
+    k_idx, k_acc = jax.random.split(jax.random.fold_in(c.key, c.trials))
+    idx = _draw_iid(k_idx, state.cdf, s)
     rows = X[idx] * jax.lax.rsqrt(state.q[idx])[:, None]
     sign, logdet = jnp.linalg.slogdet(rows.T @ rows / s)
     log_ratio = jnp.where(sign > 0, logdet - state.logdet_gram, -jnp.inf)
-    accept = jnp.log(u[s]) < log_ratio
+    accept = _log_uniform(k_acc, state.cdf.dtype) < log_ratio
     return _LvsCarry(c.key, idx, accept, c.trials + 1)
 
   init = _LvsCarry(k_rounds, jnp.zeros((s,), jnp.int32), jnp.bool_(False), jnp.int32(0))
   out = jax.lax.while_loop(cond, body, init)
+  if validation.is_concrete(out.accepted) and not bool(out.accepted):
+    raise RuntimeError(
+        f"leveraged_volume_sample: no rejection round accepted within max_rounds={max_rounds} "
+        f"(acceptance rate per round prod_(j<d)(1 - j/s) = {acceptance_probability(d, s):.3g} "
+        f"for d={d}, s={s}); raise max_rounds or oversample")
   if k == s:
     pos = jnp.arange(s)
   else:
@@ -491,7 +728,10 @@ def leveraged_volume_sample(key: jax.Array, X: jax.Array, k: int, *,
     else:
       pos, _ = _fast_volume_positions(k_vs, rows, k)
   idx = out.idx[pos]
-  return Sample(idx, 1.0 / state.q[idx], out.trials)
+  bad = mismatch | ~out.accepted
+  weights = jnp.where(bad, jnp.nan, 1.0 / state.q[idx])
+  idx = jnp.where(~out.accepted, jnp.int32(n), idx)
+  return Sample(idx, weights, out.trials)
 
 
 def acceptance_probability(d: int, s: int) -> float:

@@ -19,6 +19,7 @@ from absl import logging
 
 from jaxpapers._src import metrics as metrics_lib
 from jaxpapers._src import prng, validation
+from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.data import DatasetNotFoundError
 from jaxpapers.volume_sampling import data as data_lib
 from jaxpapers.volume_sampling import estimators, exact, samplers
@@ -144,7 +145,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns:
     ``{"datasets": {name: {"n", "d", "curves"}}, "lower_bound": {...}, "seconds": ...}``.
   """
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   for m in config.methods:
     validation.check_in(m, "config.methods", tuple(_METHOD_FNS))
   start = time.perf_counter()
