@@ -356,3 +356,14 @@ def test_model_and_dataset_bad_input():
     defogger.sequence_features(None, 2, cfg)
   with pytest.raises(ValueError, match="results"):
     defogger.format_tables({})
+
+
+@pytest.mark.parametrize("field,value", [("g_lr", -1e-4), ("d_b1", 1.0), ("q_b2", 1.5),
+                                         ("r_b1", -0.1), ("kappa_scale", -1.0),
+                                         ("kappa_decay", 1.01), ("r_lr", float("nan"))])
+def test_dmgan_config_rejects_out_of_range_hyperparameters(field, value):
+  from jaxpapers.dmgan import core as dm_core
+
+  with pytest.raises(ValueError, match=field):
+    dm_core.DMGANConfig(**{field: value})
+  dm_core.DMGANConfig(**{field: getattr(dm_core.DMGANConfig(), field)})  # the default is fine

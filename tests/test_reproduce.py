@@ -157,7 +157,7 @@ def test_only_names_must_exist_and_be_in_the_tier():
   with pytest.raises(app.UsageError, match="unknown row"):
     reproduce.parse_only("no_such_row", ["bbmm"], "quick")
   with pytest.raises(app.UsageError, match="not in the quick tier"):
-    reproduce.parse_only("exact_gp_rmse", ["bbmm"], "quick")
+    reproduce.parse_only("speedup_vs_cholesky", ["bbmm"], "quick")
   assert reproduce.parse_only("mll_accuracy", ["bbmm"], "quick") == {"mll_accuracy"}
   with pytest.raises(app.UsageError, match="unknown paper 'nope'"):
     reproduce.parse_papers("bbmm,nope")

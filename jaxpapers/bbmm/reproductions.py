@@ -103,7 +103,7 @@ registry.register(registry.Reproduction(
                        f"{100 * m['rel_err_logdet_ours']:.2f} %) at n={m['n']}"),
     seeds=_SEEDS,
     scale_note={s: f"n = {_MLL_N[s]}, synthetic d = 8, RBF ℓ = 0.5, σ² = 0.01" for s in _MLL_N},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 20, "cpu": 20},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 15, "cpu": 15},
 ))
 
 
@@ -157,7 +157,8 @@ registry.register(registry.Reproduction(
     scale_note={"smoke": "yacht (197 train), 8 Adam steps",
                 "cpu": "elevators, 3000 train, 30 Adam steps",
                 "full": "elevators, full 64 % split, 100 steps"},
-    datasets=("uci-gp-mat",), budget_s={"smoke": 10, "cpu": 220},
+    datasets=("uci-gp-mat",), run_as={"quick": "cpu"},
+    budget_s={"smoke": 10, "quick": 90, "cpu": 90},
 ))
 
 
@@ -269,5 +270,5 @@ registry.register(registry.Reproduction(
                        + f" (n={m['n']}, tol 1e-3)"),
     seeds=_SEEDS,
     scale_note={s: f"n = {_PRE_N[s]}, RBF, σ² = 0.01" for s in _PRE_N},
-    datasets=("uci-gp-mat",), run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 10, "cpu": 10},
+    datasets=("uci-gp-mat",), run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 5, "cpu": 5},
 ))

@@ -101,7 +101,7 @@ register(Reproduction(
     seeds={**_SEEDS, "quick": (0,)},
     scale_note={**_NOTE, "quick": "48 train / 8 val / 16 test synthetic games of 160 frames, 600 "
                                   "Adam updates of 4 sequences, main model only (cpu: 96/16/32, 900)"},
-    budget_s={"smoke": 20, "quick": 150, "cpu": 1600}))
+    budget_s={"smoke": 20, "quick": 120, "cpu": 1600}))
 
 register(Reproduction(
     paper="defogger", name="recurrence_and_horizon",

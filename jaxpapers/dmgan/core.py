@@ -332,6 +332,15 @@ class DMGANConfig:
     check_positive(self.mi_weight, "mi_weight", allow_zero=True)
     check_positive(self.gp_weight, "gp_weight", allow_zero=True)
     check_positive(self.kappa_decay, "kappa_decay")
+    check_positive(self.kappa_scale, "kappa_scale", allow_zero=True)
+    if self.kappa_decay > 1:
+      raise ValueError(f"kappa_decay must be <= 1 (κ_t must not grow), got {self.kappa_decay!r}")
+    for net in ("g", "d", "q", "r"):
+      check_positive(getattr(self, f"{net}_lr"), f"{net}_lr", allow_zero=True)
+      for b in ("b1", "b2"):
+        v = getattr(self, f"{net}_{b}")
+        if not 0.0 <= float(v) < 1.0:
+          raise ValueError(f"{net}_{b} (an Adam β) must be in [0, 1), got {v!r}")
 
   def optimizers(self):
     return (optax.adam(self.g_lr, self.g_b1, self.g_b2), optax.adam(self.d_lr, self.d_b1, self.d_b2),

@@ -147,7 +147,7 @@ register(Reproduction(
                 "quick": "30k generator steps, paper defaults, seed 0 only (cpu runs 3 seeds)",
                 "cpu": "30k generator steps, paper defaults, 3 seeds",
                 "full": "83k generator steps (the reference's length), paper defaults, 5 seeds"},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 240, "cpu": 830},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 90, "cpu": 280},
 ))
 
 
@@ -179,13 +179,18 @@ register(Reproduction(
           "the uniform prior are reported",
     paper_value="PL 6 active, off 0.003; WGAN-GP 0.166 (reference setting)",
     run=_run_ring, check=_check_ring, summary=_summary_variants,
-    seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
+    seeds={"smoke": (0,), "quick": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     scale_note={"smoke": "PL only, 10 generator steps",
+                "quick": f"30k generator steps, paper defaults, seed 0 only (cpu runs 3 seeds); pass "
+                         f"iff PL off-manifold (σ = 0.01, distance > 0.05) <= {RING_MAX_OFF} and 6 "
+                         "active",
                 "cpu": f"30k generator steps, paper defaults, 3 seeds; pass iff PL off-manifold "
                        f"(σ = 0.01, distance > 0.05) <= {RING_MAX_OFF} and 6 active on each seed",
                 "full": f"83k generator steps (the reference's length), paper defaults, 5 seeds; "
                         f"pass iff PL off-manifold (σ = 0.01, distance > 0.05) <= {RING_MAX_OFF} "
-                        "and 6 active on each seed"}))
+                        "and 6 active on each seed"},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 90, "cpu": 280},
+))
 
 
 # ---------------------------------------------------------------------------------------------

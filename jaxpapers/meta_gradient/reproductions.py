@@ -59,7 +59,7 @@ register(Reproduction(
     seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     scale_note={s: f"10-state chain, 5 signal + 5 noise, {n} episodes"
                 for s, n in _TOY_EPISODES.items()},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 10, "cpu": 10},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 5, "cpu": 5},
 ))
 
 register(Reproduction(
@@ -73,7 +73,7 @@ register(Reproduction(
                        f"λ(even)={m['mean_even']:.2f}"),
     seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     scale_note={s: f"10-state ±1/negation chain, {n} episodes" for s, n in _TOY_EPISODES.items()},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 10, "cpu": 10},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 5, "cpu": 5},
 ))
 
 

@@ -194,7 +194,7 @@ register(Reproduction(
     paper_value="same accuracy as synchronous SGD", run=run_accuracy, check=check_accuracy,
     summary=summary_accuracy, seeds={"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)},
     scale_note=_SCALE_NOTE,
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 30, "cpu": 5},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 10, "cpu": 10},
 ))
 
 register(Reproduction(
@@ -216,5 +216,5 @@ register(Reproduction(
     scale_note={"smoke": "in-process, sleep-compute = comm time",
                 "cpu": "2 processes (gloo) in a netns with tbf 50 MB/s, 5e5 floats",
                 "full": "as cpu"},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 20, "cpu": 20},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 10, "cpu": 10},
 ))

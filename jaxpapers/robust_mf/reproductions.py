@@ -80,7 +80,7 @@ register(Reproduction(
     scale_note={"smoke": "m = n = 100, r = 3, density 0.3, ≤ 15 MM steps",
                 "cpu": "m = n = 500, r = 5, density 0.1, outliers + U[−10, 10], λ = 20/(m+n)",
                 "full": "as cpu, 3 seeds"},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 15, "cpu": 15},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 20, "cpu": 20},
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ register(Reproduction(
     scale_note={"smoke": "first 150 users of u1, λ = 10, ≤ 40 MM steps",
                 "cpu": "full u1, λ ∈ {3, 10, 30} by validation, ≤ 100 MM steps; also U[1, 5]",
                 "full": "full u1, λ ∈ {20/(m+n), 1, 3, 10, 30}, ≤ 200 MM steps, 3 seeds"},
-    datasets=("movielens-100k",), run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 80, "cpu": 80},
+    datasets=("movielens-100k",), run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 100, "cpu": 100},
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -211,5 +211,5 @@ register(Reproduction(
     seeds={"smoke": (0,), "cpu": (0,), "full": (0,)},
     scale_note={"smoke": "|Ω| = 200k vs 400k", "cpu": "|Ω| = 1M vs 2M",
                 "full": "|Ω| = 5M vs 10M"},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 15, "cpu": 15},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 20, "cpu": 20},
 ))

@@ -131,7 +131,7 @@ register(Reproduction(
     scale_note={"smoke": "3 classes × 200, d=16, ε 5%,10%, centred vs reference-code score",
                 "cpu": "5 classes × 1000, d=64, ε 5%,10%, + AC and SPECTRE-style peers",
                 "full": "10 classes × 5000, d=256"},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 60, "cpu": 60},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 15, "cpu": 15},
 ))
 
 

@@ -107,7 +107,7 @@ register(Reproduction(
         "cpu": "1500 patients, 10 visits, 8 variables, <=12 epochs (lr 3e-3), DA+UA, S=30",
         "full": "10000 patients, 20 visits, 16 variables, <=300 epochs (lr 1e-4), S=30",
     },
-    run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 120, "cpu": 240},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 40, "cpu": 40},
 ))
 
 

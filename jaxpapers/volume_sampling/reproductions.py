@@ -72,7 +72,7 @@ register(Reproduction(
     seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
     scale_note={s: f"cpusmall 8192x12 + intercept, {n} draws/seed/method, ±: 1 SE"
                 for s, n in _DRAWS.items()},
-    datasets=("libsvm-regression",), run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 90, "cpu": 90},
+    datasets=("libsvm-regression",), run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 15, "cpu": 15},
 ))
 
 
@@ -120,7 +120,7 @@ register(Reproduction(
     summary=_k_equals_d_summary,
     scale_note={s: f"Gaussian {v[0]}x{v[1]} design, {v[2]} draws/seed"
                 + ("" if s == "smoke" else "; plus housing (reported only)") for s, v in _KD.items()},
-    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 65, "cpu": 65},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 15, "cpu": 15},
 ))
 
 _LB = {"smoke": (40, 3, 0.1, (10,)), "cpu": (100, 5, 0.05, (10, 20, 40, 60)),
@@ -165,5 +165,5 @@ register(Reproduction(
         f"{p['exact_at_eps']:.3f}, limit {p['formula']:.3f}), LVS {p['leveraged_volume']['mean']:.3f}"
         for p in m["points"]),
     scale_note={s: f"n={v[0]}, d={v[1]}, eps={v[2]}, k in {list(v[3])}" for s, v in _LB.items()},
-    budget_s={"smoke": 10, "cpu": 245},
+    run_as={"quick": "cpu"}, budget_s={"smoke": 10, "quick": 60, "cpu": 60},
 ))
