@@ -62,3 +62,48 @@ def check_in(value, name: str, choices: Sequence):
 def is_concrete(x) -> bool:
   """True if ``x`` holds concrete values (not a tracer)."""
   return not isinstance(x, jax.core.Tracer)
+
+
+_POSITIVE_INT_KEYS = ("batch_size", "num_steps", "num_epochs", "num_frames", "num_classes",
+                      "num_samples", "num_bins", "num_patients", "num_features", "size",
+                      "kernel_size", "eval_size", "chunk_size")
+_RATE_KEYS = ("learning_rate", "end_learning_rate")
+_UNIT_INTERVAL_KEYS = ("momentum",)  # [0, 1)
+_KEEP_KEYS = ("keep_context", "keep_embed", "keep_rnn")  # (0, 1]
+
+
+def check_hyperparameters(config, prefix: str = "config") -> None:
+  """Range checks for the hyperparameters common to the training configs, naming the field.
+
+  Positive integers for sizes and counts; finite learning rates > 0; momentum and Adam betas in
+  [0, 1); dropout keep probabilities in (0, 1]; weight decay >= 0. Nested ConfigDicts/dicts are
+  walked; fields that are ``None`` mean "not used" and are skipped.
+
+  Raises:
+    ValueError: naming the first field out of range (e.g. ``config.train.learning_rate``).
+  """
+  import math
+
+  items = config.items() if hasattr(config, "items") else ()
+  for key, value in items:
+    name = f"{prefix}.{key}"
+    if hasattr(value, "items"):
+      check_hyperparameters(value, name)
+      continue
+    if value is None or isinstance(value, (str, bytes, tuple, list)):
+      continue
+    if key in _POSITIVE_INT_KEYS:
+      if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    elif key in _RATE_KEYS or key == "lr":
+      if not (math.isfinite(float(value)) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    elif key in _UNIT_INTERVAL_KEYS or key in ("b1", "b2", "beta1", "beta2"):
+      if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    elif key in _KEEP_KEYS:
+      if not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"{name} (a keep probability) must be in (0, 1], got {value!r}")
+    elif key == "weight_decay":
+      if not (math.isfinite(float(value)) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

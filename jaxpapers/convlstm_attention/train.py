@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxpapers._src import checkpoint, loop, metrics, prng
+from jaxpapers._src import checkpoint, loop, metrics, prng, validation
 from jaxpapers._src import workdir as workdir_lib
 from jaxpapers.convlstm_attention import data, model
 
@@ -254,6 +254,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   checkpoints let the interrupted model resume).
   """
   workdir_lib.prepare(workdir)  # a clear error naming the path before any work
+  validation.check_hyperparameters(config)
   out_path = os.path.join(workdir, "results.json")
   results = {}
   if os.path.exists(out_path):

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 import tqdm
 
+from jaxpapers._src import validation
 from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.loop import make_chunk
 from jaxpapers._src.metrics import MetricsWriter, read_metrics
@@ -395,6 +396,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   ``{"rows": [...], "summary": {...}, "table": str}``.
   """
   workdir_lib.prepare(workdir)  # a clear error naming the path before any work
+  validation.check_hyperparameters(config)
   path = os.path.join(workdir, "metrics.jsonl")
   done = {r["run_id"]: r for r in read_metrics(path)} if os.path.exists(path) else {}
   with MetricsWriter(path) as writer:

@@ -25,6 +25,7 @@ import numpy as np
 import optax
 import tqdm
 
+from jaxpapers._src import validation
 from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.checkpoint import Checkpointer
 from jaxpapers._src.metrics import MetricsWriter
@@ -328,6 +329,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ``{variant: {metric: float}}`` with the keys of ``SCALAR_KEYS`` that apply.
   """
   workdir_lib.prepare(workdir)  # a clear error naming the path before any work
+  validation.check_hyperparameters(config)
   key = as_key(int(config.seed))
   k_data, k_runs = jax.random.split(key)
   prepared = prepare_data(k_data, config)
