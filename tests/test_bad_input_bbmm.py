@@ -16,12 +16,7 @@ NAN = float("nan")
 INF = float("inf")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-  old = jax.config.jax_enable_x64
-  jax.config.update("jax_enable_x64", True)
-  yield
-  jax.config.update("jax_enable_x64", old)
+pytestmark = pytest.mark.usefixtures("x64")  # float64 for the whole module (conftest)
 
 
 @pytest.fixture(scope="module")

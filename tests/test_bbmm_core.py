@@ -11,13 +11,7 @@ from jaxpapers._src import mesh as mesh_lib
 from jaxpapers._src import testing
 from jaxpapers.bbmm import cg, data, kernels, likelihood, operators, precond, predict
 
-
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-  old = jax.config.jax_enable_x64
-  jax.config.update("jax_enable_x64", True)
-  yield
-  jax.config.update("jax_enable_x64", old)
+pytestmark = pytest.mark.usefixtures("x64")  # float64 for the whole module (conftest)
 
 
 def _data(n=200, d=2, seed=0, noise=0.01):

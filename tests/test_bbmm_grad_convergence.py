@@ -10,13 +10,7 @@ import pytest
 from jaxpapers.bbmm import config as config_lib
 from jaxpapers.bbmm import kernels, likelihood, operators, precond, predict, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-  old = jax.config.jax_enable_x64
-  jax.config.update("jax_enable_x64", True)
-  yield
-  jax.config.update("jax_enable_x64", old)
+pytestmark = pytest.mark.usefixtures("x64")  # float64 for the whole module (conftest)
 
 
 def _data(n, d=2, dtype=jnp.float64):

@@ -14,12 +14,7 @@ from jaxpapers.bbmm import kernels, likelihood, operators
 N = 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-  old = jax.config.jax_enable_x64
-  jax.config.update("jax_enable_x64", True)
-  yield
-  jax.config.update("jax_enable_x64", old)
+pytestmark = pytest.mark.usefixtures("x64")  # float64 for the whole module (conftest)
 
 
 def _problem(n=N):

@@ -21,11 +21,16 @@ from collections.abc import Callable, Mapping, Sequence
 import haiku as hk
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxpapers._src.validation import check_in, check_positive
 from jaxpapers.meta_gradient.core import AgentOutput
-from jaxpapers.meta_gradient.networks import ETA_POSITIONS, Agent, _join, _lstm_cell
+from jaxpapers.meta_gradient.networks import (
+    ETA_POSITIONS,
+    Agent,
+    _join,
+    _lstm_cell,
+    check_network_sizes,
+)
 
 # flax.linen's lecun_normal: truncated normal with variance 1 / fan_in.
 _LECUN = hk.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal")
@@ -165,13 +170,7 @@ def make_haiku_agent(num_actions: int, *, hidden: Sequence[int] = (64, 64), lstm
     ValueError: on bad sizes or an unknown ``eta_position``.
   """
   check_in(eta_position, "eta_position", ETA_POSITIONS)
-  hidden = tuple(hidden)
-  if not hidden or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
-                       for h in hidden):
-    raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden}")
-  check_positive(num_actions, "num_actions")
-  check_positive(lstm_size, "lstm_size", allow_zero=True)
-  check_positive(eta_embed_dim, "eta_embed_dim", allow_zero=True)
+  hidden = check_network_sizes(hidden, num_actions, lstm_size, eta_embed_dim)
   transformed = hk.without_apply_rng(hk.transform(
       haiku_actor_critic(num_actions, hidden, lstm_size, eta_embed_dim, eta_position)))
 

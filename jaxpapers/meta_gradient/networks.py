@@ -222,6 +222,24 @@ class Agent(NamedTuple):
   eta_embed_dim: int = 0
 
 
+
+def check_network_sizes(hidden, num_actions: int, lstm_size: int, eta_embed_dim: int) -> tuple:
+  """Validates an actor-critic's sizes (shared by the flax and haiku networks); returns ``hidden``
+  as a tuple.
+
+  Raises:
+    ValueError: empty or non-positive ``hidden``, non-positive ``num_actions`` or negative
+      ``lstm_size`` / ``eta_embed_dim``.
+  """
+  hidden = tuple(hidden)
+  if not hidden or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
+                       for h in hidden):
+    raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden}")
+  check_positive(num_actions, "num_actions")
+  check_positive(lstm_size, "lstm_size", allow_zero=True)
+  check_positive(eta_embed_dim, "eta_embed_dim", allow_zero=True)
+  return hidden
+
 def make_agent(num_actions: int, *, torso: str = "mlp", hidden: Sequence[int] = (64, 64),
                lstm_size: int = 0, eta_embed_dim: int = 0, eta_position: str = "input") -> Agent:
   """Builds an :class:`Agent`.
@@ -242,13 +260,7 @@ def make_agent(num_actions: int, *, torso: str = "mlp", hidden: Sequence[int] = 
   """
   check_in(torso, "torso", ("mlp", "conv", "impala"))
   check_in(eta_position, "eta_position", ETA_POSITIONS)
-  hidden = tuple(hidden)
-  if not hidden or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
-                       for h in hidden):
-    raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden}")
-  check_positive(num_actions, "num_actions")
-  check_positive(lstm_size, "lstm_size", allow_zero=True)
-  check_positive(eta_embed_dim, "eta_embed_dim", allow_zero=True)
+  hidden = check_network_sizes(hidden, num_actions, lstm_size, eta_embed_dim)
   module = ActorCritic(num_actions, torso, hidden, lstm_size, eta_embed_dim, eta_position)
 
   def initial_state(batch: int, dtype=jnp.float32):
