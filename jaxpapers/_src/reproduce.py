@@ -294,19 +294,7 @@ class _Interrupted(Exception):
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
   """Writes ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      json.dump(obj, f, indent=1, default=str)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
+  write_text_atomic(path, json.dumps(obj, indent=1, default=str))
 
 
 def load_result(path: str | os.PathLike, paper: str, scale: str) -> dict | None:
@@ -433,12 +421,21 @@ def write_report(results: list[dict], path: str) -> str:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+  """Writes ``text`` to ``path`` through a synced temporary file and ``os.replace`` (a reader
+  sees the old file or the new one, never a partial one)."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  with os.fdopen(fd, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  try:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    raise
 
 
 def terminal_table(results: list[dict]) -> str:
