@@ -47,7 +47,9 @@ def test_ml_model_beats_rule_based_baselines_and_f1_falls_with_horizon():
   for s in HORIZONS:
     best = max(train.evaluate_predictions(*p, te, s)["hid_u"]
                for name, p in base.items() if name in ("input_only", "memory", "previously_seen"))
-    assert ml[s] >= best + 0.01, (s, ml, best)
+    # The paper's claim itself (strictly better than the best baseline), no margin tuned on the
+    # measured values: measured 0.023 / 0.075 above it at s = 0 / 3 on this seed.
+    assert ml[s] > best, (s, ml, best)
   assert ml[0] >= ml[3], ml
 
 

@@ -71,7 +71,8 @@ def test_capacity_matched_baseline_is_wider():
 
 def test_reproductions_registered_with_checks():
   reps = {r.name: r for r in registry.reproductions("dmgan")}
-  assert set(reps) == {"toy_segments", "toy_ring6", "toy_segments3", "digits"}
+  assert set(reps) == {"toy_segments", "toy_ring6", "toy_segments3", "toy_reference_length",
+                       "digits"}
   seg = reps["toy_segments"]
   good = {"dmwgan_pl": {"off_manifold": 0.02, "active_generators": 4.0,
                         "per_seed": {"active_generators": [4]},
@@ -128,6 +129,26 @@ def test_segments3_smoke_reproduction_runs(tmp_path):
   assert r.shape == (1, 3) and abs(r.sum() - 1.0) < 1e-3
   assert m["dmwgan_pl"]["true_piece_mass"] == [[0.5, 0.3, 0.2]]
   assert rep.check(m, "smoke")
+
+
+def test_reference_length_check_hand_made():
+  rep = {r.name: r for r in registry.reproductions("dmgan")}["toy_reference_length"]
+
+  def pl(active, off, **kw):
+    return {"off_manifold": off,
+            "per_seed": {"active_generators": active, "off_manifold": [off] * len(active)}, **kw}
+
+  good = {"segments": {"dmwgan_pl": pl([4, 4, 4], 0.014), "wgan_gp": {"off_manifold": 0.08}},
+          "ring": {"dmwgan_pl": pl([6, 6, 6], 0.01), "wgan_gp": {"off_manifold": 0.15}},
+          "segments3": {"dmwgan_pl": pl([3, 3, 4], 0.02, prior_piece_mass=[
+              [0.5, 0.3, 0.2], [0.52, 0.28, 0.2], [0.5, 0.3, 0.2]])}}
+  assert rep.check(good, "cpu")
+  ring_off = dict(good, ring={"dmwgan_pl": pl([6, 6, 6], 0.17), "wgan_gp": {"off_manifold": 0.15}})
+  assert not rep.check(ring_off, "cpu")  # the absolute 0.02 bound
+  seg3_bad = dict(good, segments3={"dmwgan_pl": pl([4, 4, 3], 0.02, prior_piece_mass=[
+      [0.5, 0.3, 0.2]] * 3)})
+  assert not rep.check(seg3_bad, "cpu")  # exactly 3 active on only 1 of 3 seeds
+  assert "WGAN-GP off 0.080" in rep.summary(good)
 
 
 def test_training_on_a_custom_weighted_sampler_as_documented():

@@ -224,7 +224,7 @@ def test_sparse_ops_match_dense_reference():
   np.testing.assert_allclose(obs_lib.row_sums(obs, s), s_dense.sum(1), atol=1e-12)
 
 
-def test_rmfnl_l1_and_rmf_mm_reach_same_objective_fully_observed():
+def test_rmfnl_l1_sparse_and_dense_layouts_reach_same_objective_fully_observed():
   m = n = 200
   rng = np.random.default_rng(15)
   x = rng.normal(size=(m, 3)) @ rng.normal(size=(3, n)) + 0.1 * rng.normal(size=(m, n))
@@ -235,7 +235,7 @@ def test_rmfnl_l1_and_rmf_mm_reach_same_objective_fully_observed():
   sparse = obs_lib.sparse_observations(rows, cols, x[rows, cols], (m, n))
   key = jax.random.key(0)
   a = rmfnl.fit(key, sparse, 3, "l1", max_outer=200, max_inner=300)
-  b = rmfnl.rmf_mm(key, dense, 3, max_outer=200, max_inner=300)
+  b = rmfnl.fit_dense_l1(key, dense, 3, max_outer=200, max_inner=300)
   ha = float(a.objectives[int(a.num_steps)])
   hb = float(b.objectives[int(b.num_steps)])
   assert abs(ha - hb) <= 0.01 * min(ha, hb), (ha, hb)

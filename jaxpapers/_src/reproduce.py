@@ -25,7 +25,6 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
@@ -37,7 +36,6 @@ import platform
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -47,6 +45,8 @@ from absl import app, flags, logging
 
 from jaxpapers._src import data as data_lib
 from jaxpapers._src import registry
+from jaxpapers._src.fileio import write_json_atomic as write_json_atomic
+from jaxpapers._src.fileio import write_text_atomic as write_text_atomic
 
 FLAGS = flags.FLAGS
 
@@ -292,11 +292,6 @@ class _Interrupted(Exception):
     self.row = row
 
 
-def write_json_atomic(path: str | os.PathLike, obj) -> None:
-  """Writes ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``."""
-  write_text_atomic(path, json.dumps(obj, indent=1, default=str))
-
-
 def load_result(path: str | os.PathLike, paper: str, scale: str) -> dict | None:
   """A paper's earlier record at ``path`` (None when absent); refuses another paper/scale."""
   path = pathlib.Path(path)
@@ -418,24 +413,6 @@ def write_report(results: list[dict], path: str) -> str:
   text = (f"# jaxpapers reproduction report ({', '.join(scales)})\n\n" + render_report(results))
   write_text_atomic(path, text)
   return text
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-  """Writes ``text`` to ``path`` through a synced temporary file and ``os.replace`` (a reader
-  sees the old file or the new one, never a partial one)."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
 
 
 def terminal_table(results: list[dict]) -> str:

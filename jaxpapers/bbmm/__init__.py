@@ -21,6 +21,7 @@ from jaxpapers.bbmm.distribution import BBMMMultivariateNormal as BBMMMultivaria
 from jaxpapers.bbmm.kernels import KernelParams as KernelParams
 from jaxpapers.bbmm.kernels import kernel_matrix as kernel_matrix
 from jaxpapers.bbmm.likelihood import GPYTORCH_DEFAULTS as GPYTORCH_DEFAULTS
+from jaxpapers.bbmm.likelihood import GRAD_ESTIMATORS as GRAD_ESTIMATORS
 from jaxpapers.bbmm.likelihood import ConvergenceError as ConvergenceError
 from jaxpapers.bbmm.likelihood import ConvergenceWarning as ConvergenceWarning
 from jaxpapers.bbmm.likelihood import MLLInfo as MLLInfo
@@ -50,4 +51,5 @@ from jaxpapers.bbmm.predict import love_variance as love_variance
 from jaxpapers.bbmm.predict import prediction_cache as prediction_cache
 from jaxpapers.bbmm.predict import predictive_mean as predictive_mean
 from jaxpapers.bbmm.train import fit as fit
+from jaxpapers.bbmm.train import make_fit as make_fit
 from jaxpapers.bbmm.train import train_and_evaluate as train_and_evaluate

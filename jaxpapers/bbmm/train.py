@@ -53,12 +53,107 @@ class TrainState(NamedTuple):
   key: jax.Array
 
 
+_METHODS = ("auto", "bbmm", "cholesky")
+
+
+def _check_static(settings, num_steps, learning_rate, noise_floor, method):
+  """Validates the static (Python) arguments shared by :func:`fit` and :func:`make_fit`."""
+  mll_lib.check_settings(settings)
+  if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
+    raise TypeError(f"num_steps must be an int, got {num_steps!r}")
+  if num_steps < 0:
+    raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+  validation.check_positive(learning_rate, "learning_rate")
+  if not np.isfinite(learning_rate):
+    raise ValueError(f"learning_rate must be finite, got {learning_rate}")
+  validation.check_positive(noise_floor, "noise_floor", allow_zero=True)
+  validation.check_in(method, "method", _METHODS)
+
+
+def _check_data(operator, params, x, y):
+  """Shape / rank / structure checks (values only where concrete, so it traces and vmaps)."""
+  ops.check_gp_inputs(params, x, y)
+  kernels.check_params(operator.kernel, params.kernel, x.shape[1], "params.kernel")
+
+
+def _make_step(operator, settings, opt, method, zero_mean, noise_floor):
+  """The one Adam step of :func:`fit` and :func:`make_fit`: ``step(state, i, x, y)``.
+
+  Pure (no host callbacks), so it runs inside ``lax.scan``, ``jit`` and ``vmap``. Step ``i`` uses
+  ``fold_in(state.key, i)`` for its probes.
+  """
+
+  def loss_fn(raw, k, x, y):
+    p = from_unconstrained(raw, noise_floor)
+    value, info = mll_lib.mll(k, operator, p, x, y, settings, method=method, zero_mean=zero_mean)
+    return -value / y.shape[0], info
+
+  def step_fn(st, step, x, y):
+    k = prng.step_key(st.key, step)
+    (loss, info), g = jax.value_and_grad(loss_fn, has_aux=True)(st.raw, k, x, y)
+    if zero_mean:
+      g = g._replace(mean=jnp.zeros_like(g.mean))
+    updates, opt_state = opt.update(g, st.opt_state, st.raw)
+    raw = optax.apply_updates(st.raw, updates)
+    m = {"loss": loss, "noise": from_unconstrained(raw, noise_floor).noise,
+         "converged": info.converged, "num_iters": info.num_iters,
+         "max_rel_residual": info.max_rel_residual}
+    return TrainState(raw, opt_state, st.key), m
+
+  return step_fn
+
+
+def make_fit(operator, *, num_steps: int, settings: mll_lib.Settings = mll_lib.Settings(),
+             learning_rate: float = 0.1, method: str = "auto", zero_mean: bool = False,
+             noise_floor: float = 1e-4):
+  """A pure, jittable, vmappable trainer: ``fit_fn(key, params, x, y) -> (params, history)``.
+
+  The whole Adam loop of :func:`fit` (the same step function, so the two cannot drift) is one
+  ``lax.scan``: no host callbacks, progress bars or convergence warnings, so
+  ``jax.vmap(fit_fn)`` trains many GPs in one call, over data sets, keys or initial
+  hyperparameters (``jax.vmap(fit_fn, in_axes=(None, 0, None, None))``). Static arguments are
+  validated here; ``fit_fn`` checks shapes and ranks (and values only when called eagerly on
+  concrete arrays). ``method="auto"`` picks Cholesky by the static ``n``, so it is the same for
+  every member of a batch. Inspect ``history["converged"]`` yourself (or use
+  :func:`~jaxpapers.bbmm.likelihood.report_convergence`): nothing is reported from inside.
+
+  Args:
+    operator: exact / SGPR / SKI operator.
+    num_steps: Adam steps (the scan length).
+    settings, learning_rate, method, zero_mean, noise_floor: as in :func:`fit`.
+
+  Returns:
+    ``fit_fn(key, params, x, y) -> (params, history)``: ``key`` a PRNG key (step ``s`` uses
+    ``fold_in(key, s)``), ``params`` the initial :class:`~jaxpapers.bbmm.operators.GPParams`,
+    ``x`` ``(n, d)``, ``y`` ``(n,)``; history holds per-step ``loss`` (−MLL/n), ``noise``,
+    ``converged``, ``num_iters`` and ``max_rel_residual`` as ``(num_steps,)`` arrays. Given the
+    same key, it returns what :func:`fit` returns (up to floating-point reassociation).
+  """
+  _check_static(settings, num_steps, learning_rate, noise_floor, method)
+  num_steps = int(num_steps)
+  opt = optax.adam(learning_rate)
+  step_fn = _make_step(operator, settings, opt, method, zero_mean, noise_floor)
+
+  def fit_fn(key, params, x, y):
+    _check_data(operator, params, x, y)
+    raw0 = to_unconstrained(params, noise_floor)
+    state = TrainState(raw0, opt.init(raw0), prng.as_key(key))
+    steps = jnp.arange(num_steps, dtype=jnp.int32)
+    state, hist = jax.lax.scan(lambda s, i: step_fn(s, i, x, y), state, steps)
+    return from_unconstrained(state.raw, noise_floor), hist
+
+  return fit_fn
+
+
 def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
         settings: mll_lib.Settings = mll_lib.Settings(), learning_rate: float = 0.1,
         method: str = "auto", zero_mean: bool = False, noise_floor: float = 1e-4,
         chunk_size: int = 25, progress: bool = False, on_chunk=None
         ) -> tuple[ops.GPParams, dict]:
   """Fits GP hyperparameters with Adam on ``−log p(y) / n``.
+
+  The host-side driver (chunks, progress, callbacks, one convergence warning) around the same
+  step as :func:`make_fit`, whose ``fit_fn`` is the pure version for ``jit`` / ``vmap``.
 
   Args:
     key: PRNG key; step ``s`` uses ``fold_in(key, s)`` for its probes.
@@ -83,41 +178,15 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     :class:`~jaxpapers.bbmm.likelihood.ConvergenceError` is raised instead.
   """
   ops.check_gp_inputs(params, x, y)
-  mll_lib.check_settings(settings)
-  if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
-    raise TypeError(f"num_steps must be an int, got {num_steps!r}")
+  _check_static(settings, num_steps, learning_rate, noise_floor, method)
   kernels.check_params(operator.kernel, params.kernel, x.shape[1], "params.kernel")
-  if num_steps < 0:
-    raise ValueError(f"num_steps must be >= 0, got {num_steps}")
-  validation.check_positive(learning_rate, "learning_rate")
-  if not np.isfinite(learning_rate):
-    raise ValueError(f"learning_rate must be finite, got {learning_rate}")
-  validation.check_positive(noise_floor, "noise_floor", allow_zero=True)
-  validation.check_in(method, "method", ("auto", "bbmm", "cholesky"))
   n = y.shape[0]
   opt = optax.adam(learning_rate)
   raw0 = to_unconstrained(params, noise_floor)
   state = TrainState(raw0, opt.init(raw0), prng.as_key(key))
-
-  def loss_fn(raw, k):
-    p = from_unconstrained(raw, noise_floor)
-    value, info = mll_lib.mll(k, operator, p, x, y, settings, method=method, zero_mean=zero_mean)
-    return -value / n, info
-
-  def step_fn(st, step):
-    k = prng.step_key(st.key, step)
-    (loss, info), g = jax.value_and_grad(loss_fn, has_aux=True)(st.raw, k)
-    if zero_mean:
-      g = g._replace(mean=jnp.zeros_like(g.mean))
-    updates, opt_state = opt.update(g, st.opt_state, st.raw)
-    raw = optax.apply_updates(st.raw, updates)
-    m = {"loss": loss, "noise": from_unconstrained(raw, noise_floor).noise,
-         "converged": info.converged, "num_iters": info.num_iters,
-         "max_rel_residual": info.max_rel_residual}
-    return TrainState(raw, opt_state, st.key), m
-
+  step_fn = _make_step(operator, settings, opt, method, zero_mean, noise_floor)
   state, hist = loop.run_chunked(step_fn, state, num_steps, chunk_size=chunk_size,
-                                 progress=progress, on_chunk=on_chunk, desc="fit")
+                                 progress=progress, on_chunk=on_chunk, desc="fit", args=(x, y))
   if num_steps:
     bad = int(np.sum(~np.asarray(hist["converged"], bool)))
     nan = np.full_like(hist["max_rel_residual"], np.nan)

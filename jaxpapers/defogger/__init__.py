@@ -29,6 +29,7 @@ from jaxpapers.defogger.metrics import f1_score as f1_score
 from jaxpapers.defogger.metrics import per_game_pr as per_game_pr
 from jaxpapers.defogger.model import DefoggerStep as DefoggerStep
 from jaxpapers.defogger.model import unroll as unroll
+from jaxpapers.defogger.study import run_study as run_study
 from jaxpapers.defogger.train import build_dataset as build_dataset
 from jaxpapers.defogger.train import format_tables as format_tables
 from jaxpapers.defogger.train import sequence_features as sequence_features

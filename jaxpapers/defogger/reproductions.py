@@ -5,10 +5,12 @@ All claims come from one run of ``train_and_evaluate`` per scale (shared through
 
 from __future__ import annotations
 
+import math
 import os
 
+from jaxpapers._src import stats as stats_lib
 from jaxpapers._src.registry import Reproduction, register
-from jaxpapers.defogger import config, train
+from jaxpapers.defogger import config, study, train
 
 BASELINES = ("input_only", "memory", "memory_tech", "previously_seen", "map_statistics")
 
@@ -53,8 +55,8 @@ def _run_beats(scale, seeds, workdir):
 def _check_beats(m, scale):
   if scale == "smoke":
     return all(0 <= v <= 1 for k, v in m.items() if k.endswith("hid_u"))
-  return all(m[f"s{s}_model_hid_u"] > m[f"s{s}_baseline_hid_u"] and
-             m[f"s{s}_model_l1_hidden"] < m[f"s{s}_baseline_l1_hidden"] for s in (0, 1, 3))
+  # hid_u only: the count L1 is judged over seeds with intervals in ``count_head_l1``.
+  return all(m[f"s{s}_model_hid_u"] > m[f"s{s}_baseline_hid_u"] for s in (0, 1, 3))
 
 
 def _run_ablation(scale, seeds, workdir):
@@ -88,8 +90,9 @@ _SEEDS = {"smoke": (0,), "cpu": (0,), "full": (0, 1, 2)}
 
 register(Reproduction(
     paper="defogger", name="beats_rule_based_baselines",
-    claim="the conv-LSTM defogger beats the strongest rule-based baseline on hidden-unit F1 and count "
-          "error on held-out games (s = 0, 1, 3)",
+    claim="the conv-LSTM defogger beats the strongest rule-based baseline on hidden-unit F1 on "
+          "held-out games (s = 0, 1, 3; one training seed: seeds_and_ood has 3 seeds, ml and str, "
+          "and other map sizes and game lengths); count L1 is reported, judged in count_head_l1",
     paper_value="hid_u F1 and L1 better than the best baseline at every horizon (STARDATA)",
     run=_run_beats, check=_check_beats,
     summary=lambda m: "; ".join(
@@ -142,3 +145,132 @@ register(Reproduction(
                        f"defogger {m['composition_error_defogger']:.1f} vs memory "
                        f"{m['composition_error_memory']:.1f}; {m['num_games']} games)"),
     seeds=_SEEDS, scale_note=_NOTE))
+
+
+# ---------------------------------------------------------------------------------------------
+# ml and str over 3 training seeds, in distribution and out of distribution.
+
+STUDY_MARGIN = 0.03  # the issue's acceptance: hid_u F1 above the best baseline by >= 0.03
+STUDY_HORIZONS = (0, 1)
+_STUDY_SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2)}
+
+
+def _study_config(scale):
+  c = config.get_config(scale)
+  c.models = {"ml": {"encoder": "ml"}, "str": {"encoder": "str"}}
+  return c
+
+
+def _study_conditions(scale):
+  # smoke: in distribution only (each new map size or length compiles the game generator again)
+  return {"in_distribution": {}} if scale == "smoke" else study.CONDITIONS
+
+
+def _study(scale, seeds, workdir):
+  shared = os.path.join(os.path.dirname(workdir), f"_study_{scale}")
+  return study.run_study(_study_config(scale), shared, seeds,
+                         conditions=_study_conditions(scale))
+
+
+def _cells(summary, key):
+  """``[(condition, s, model, interval)]`` of the judged cells (s = 0 and 1)."""
+  return [(cond, s, name, d[key]) for cond, by_s in summary.items() for s, models in by_s.items()
+          if int(s) in STUDY_HORIZONS for name, d in models.items()]
+
+
+def _run_seeds_ood(scale, seeds, workdir):
+  r = _study(scale, seeds, workdir)
+  out = {"summary": r["summary"],
+         "train": [p["train"] for p in r["per_seed"]],
+         "verdicts": {f"{c}/s{s}/{n}": stats_lib.interval_verdict(iv, STUDY_MARGIN)
+                      for c, s, n, iv in _cells(r["summary"], "hid_u_margin")}}
+  return out
+
+
+def _check_seeds_ood(m, scale):
+  if scale == "smoke":
+    return all(0.0 <= iv["mean"] + 1.0 <= 2.0 for *_, iv in _cells(m["summary"], "hid_u_margin"))
+  v = list(m["verdicts"].values())
+  if "fail" in v:
+    return "fail"
+  return "pass" if all(x == "pass" for x in v) else "inconclusive"
+
+
+def _summary_seeds_ood(m):
+  parts = []
+  for cond, by_s in m["summary"].items():
+    cells = []
+    for s, models in by_s.items():
+      if int(s) not in STUDY_HORIZONS:
+        continue
+      for name, d in models.items():
+        iv = d["hid_u_margin"]
+        cells.append(f"{name} s{s} {iv['mean']:+.3f}±{iv['se']:.3f}")
+    parts.append(f"{cond}: " + ", ".join(cells))
+  bad = [k for k, v in m.get("verdicts", {}).items() if v != "pass"]
+  return ("hid_u F1 − best baseline, mean±se over seeds; " + "; ".join(parts)
+          + (f"; not passing: {', '.join(bad)}" if bad else ""))
+
+
+register(Reproduction(
+    paper="defogger", name="seeds_and_ood",
+    claim=f"ml and str each exceed the best rule-based baseline's hid_u F1 by >= {STUDY_MARGIN} at "
+          "s = 0 and 1 (mean over 3 training seeds, paired per seed, 95 % t-interval of the margin "
+          "above 0), in distribution (64² maps, 160 frames), on 48² and 96² maps and on 320-frame "
+          "games (thresholds tuned in distribution; per-map statistics refitted per condition)",
+    paper_value="the defogger models beat the baselines (STARDATA, one training run per model)",
+    run=_run_seeds_ood, check=_check_seeds_ood, summary=_summary_seeds_ood,
+    seeds=_STUDY_SEEDS,
+    scale_note={"smoke": "4 games of 32 frames, 2 updates, in distribution only (pipeline only)",
+                "cpu": "per seed: 96 train / 16 val / 32 test games of 160 frames on 64² maps, "
+                       "900 Adam updates of 4 sequences per model; 32 test games (+96 for the map "
+                       "statistics) per other condition; 3 seeds",
+                "full": "4096 train games, 50k updates per model, 3 seeds"},
+    budget_s={"smoke": 90}))
+
+
+def _run_count_head(scale, seeds, workdir):
+  r = _study(scale, seeds, workdir)
+  out = {"summary": r["summary"]}
+  out["verdicts"] = {f"{c}/s{s}/{n}": stats_lib.interval_verdict(iv, 0.0, higher_is_better=False)
+                     for c, by_s in r["summary"].items() for s, models in by_s.items()
+                     for n, d in models.items() for iv in (d["l1_hidden_diff"],)}
+  return out
+
+
+def _check_count_head(m, scale):
+  if scale == "smoke":
+    return all(math.isfinite(v["l1_hidden_diff"]["mean"]) for by_s in m["summary"].values()
+               for models in by_s.values() for v in models.values())
+  v = [x for k, x in m["verdicts"].items() if k.startswith("in_distribution/")]
+  if "fail" in v:
+    return "fail"
+  return "pass" if all(x == "pass" for x in v) else "inconclusive"
+
+
+def _summary_count_head(m):
+  d = m["summary"]["in_distribution"]
+  cells = [f"{n} s{s} {v['l1_hidden_diff']['mean']:+.5f} [{v['l1_hidden_diff']['low']:+.5f}, "
+           f"{v['l1_hidden_diff']['high']:+.5f}]" for s, models in d.items()
+           for n, v in models.items()]
+  counts = {}
+  for v in m["verdicts"].values():
+    counts[v] = counts.get(v, 0) + 1
+  return ("hidden-cell count L1, model − best baseline (95 % t-interval over seeds), in "
+          f"distribution: {', '.join(cells)}; all conditions: "
+          + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+
+
+register(Reproduction(
+    paper="defogger", name="count_head_l1",
+    claim="the count head earns its place: in distribution, at s = 0, 1 and 3, ml's and str's "
+          "hidden-cell count L1 is below the best rule-based baseline's with the 95 % t-interval "
+          "over 3 training seeds below 0 (fail: interval above 0; a tie is inconclusive); other "
+          "conditions are reported",
+    paper_value="count L1 better than the baselines (STARDATA)",
+    run=_run_count_head, check=_check_count_head, summary=_summary_count_head,
+    seeds=_STUDY_SEEDS,
+    scale_note={"smoke": "as seeds_and_ood (shares its runs)",
+                "cpu": "as seeds_and_ood (shares its runs)",
+                "full": "as seeds_and_ood (shares its runs)"},
+    budget_s={"smoke": 10}))

@@ -45,20 +45,42 @@ def tune_map_threshold(map_stats: MapStatistics, val_set: Dataset,
   return best_t
 
 
+def tune_model_thresholds(module, params, config, val_set: Dataset):
+  """The model's existence thresholds tuned on ``val_set``, one per horizon of
+  ``config.horizons``: ``(hid_u thresholds, op_bt thresholds)`` (each maximising that F1)."""
+  val_pred = predict(module, params, val_set, config)
+  thr_u, thr_bt = [], []
+  for k, s in enumerate(config.horizons):
+    vp = (val_pred[0][..., k, :], val_pred[1][..., k, :], val_pred[2][:, :, k])
+    thr_u.append(tune_threshold(vp, val_set, s, "hid_u"))
+    thr_bt.append(tune_threshold(vp, val_set, s, "op_bt"))
+  return thr_u, thr_bt
+
+
+def evaluate_with_thresholds(module, params, config, test_set: Dataset, thr_u, thr_bt):
+  """Held-out metrics ``{s: metrics}`` at every horizon of ``config.horizons`` with given
+  existence thresholds (e.g. tuned in distribution and applied to other map sizes or lengths).
+
+  Raises:
+    ValueError: if the thresholds do not have one entry per horizon.
+  """
+  if len(thr_u) != len(config.horizons) or len(thr_bt) != len(config.horizons):
+    raise ValueError(f"thr_u and thr_bt need one threshold per horizon {list(config.horizons)}, "
+                     f"got {len(thr_u)} and {len(thr_bt)}")
+  test_pred = predict(module, params, test_set, config)
+  out = {}
+  for k, s in enumerate(config.horizons):
+    exist = test_pred[1][..., k, :] > thr_u[k]
+    out[s] = evaluate_predictions(test_pred[0][..., k, :] * exist, exist,
+                                  test_pred[2][:, :, k] > thr_bt[k], test_set, s)
+  return out
+
+
 def evaluate_model(module, params, config, val_set: Dataset, test_set: Dataset):
   """Held-out metrics of a trained model at every horizon of ``config.horizons``.
 
   Existence thresholds (for ``hid_u`` and for ``op_bt``) are tuned on ``val_set``; returns
   ``({s: metrics on test_set}, [hid_u threshold per horizon])``.
   """
-  val_pred = predict(module, params, val_set, config)
-  test_pred = predict(module, params, test_set, config)
-  out, thresholds = {}, []
-  for k, s in enumerate(config.horizons):
-    vp = (val_pred[0][..., k, :], val_pred[1][..., k, :], val_pred[2][:, :, k])
-    thresholds.append(tune_threshold(vp, val_set, s, "hid_u"))
-    thr_bt = tune_threshold(vp, val_set, s, "op_bt")
-    exist = test_pred[1][..., k, :] > thresholds[-1]
-    out[s] = evaluate_predictions(test_pred[0][..., k, :] * exist, exist,
-                                  test_pred[2][:, :, k] > thr_bt, test_set, s)
-  return out, thresholds
+  thr_u, thr_bt = tune_model_thresholds(module, params, config, val_set)
+  return evaluate_with_thresholds(module, params, config, test_set, thr_u, thr_bt), thr_u

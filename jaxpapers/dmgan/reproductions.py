@@ -8,6 +8,9 @@
   are reported alongside).
 * ``toy_segments3``: 3 disjoint segments with masses 0.5 / 0.3 / 0.2, n_g = 10: PL keeps exactly 3
   generators and the prior mass on each piece is within 0.05 of the piece's mass.
+* ``toy_reference_length``: the three toys at the reference's run length (83k generator steps;
+  the rows above run 30k): PL against the full-width WGAN-GP on the segments and the ring, PL on
+  the unequal segments, with the same bounds.
 
 In the toy rows WGAN-GP is the reference's full-width single generator (100→128→64→2, the width of
 which DMWGAN's generators are a quarter); the capacity-matched single generator (as many
@@ -41,6 +44,7 @@ from jaxpapers.dmgan.train import train_and_evaluate
 _STEPS = {
     "toy": {"smoke": 10, "cpu": 30_000, "full": 83_333},
     "digits": {"smoke": 4, "cpu": 15_000, "full": 30_000},
+    "toy_reference": {"smoke": 10, "cpu": 83_333, "full": 83_333},
 }
 _WORKERS = 2
 
@@ -247,6 +251,72 @@ register(Reproduction(
                        f"|r_piece - mass| <= {SEGMENTS3_TOL} on >= 2 of 3 seeds",
                 "full": "83k generator steps, paper defaults, 5 seeds; pass iff 3 active and "
                         f"|r_piece - mass| <= {SEGMENTS3_TOL} on >= 4 of 5 seeds"}))
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference's run length (83k generator steps) on the 4 segments and the ring, PL only.
+
+SEGMENTS_MAX_OFF = 0.04  # the bound of ``toy_segments``
+
+
+def _run_reference_length(scale, seeds, workdir):
+  out = {}
+  for dataset in ("segments", "ring", "segments3"):
+    variants = ("dmwgan_pl",) if scale == "smoke" or dataset == "segments3" else (
+        "dmwgan_pl", "wgan_gp")
+    out[dataset] = _run_variants(scale, seeds, os.path.join(workdir, dataset), dataset,
+                                 variants, "toy_reference")
+  return out
+
+
+def _check_reference_length(m, scale):
+  if scale == "smoke":
+    return all(0.0 <= d["dmwgan_pl"]["off_manifold"] <= 1.0 for d in m.values())
+  seg, ring, seg3 = (m[k]["dmwgan_pl"] for k in ("segments", "ring", "segments3"))
+  r3 = np.asarray(seg3["prior_piece_mass"], np.float64)
+  ok3 = [segments3_seed_passes(a, rp) for a, rp in zip(seg3["per_seed"]["active_generators"], r3)]
+  return (all(int(a) == 4 for a in seg["per_seed"]["active_generators"])
+          and seg["off_manifold"] <= SEGMENTS_MAX_OFF
+          and seg["off_manifold"] < m["segments"]["wgan_gp"]["off_manifold"]
+          and all(int(a) == 6 for a in ring["per_seed"]["active_generators"])
+          and ring["off_manifold"] <= RING_MAX_OFF
+          and ring["off_manifold"] < m["ring"]["wgan_gp"]["off_manifold"]
+          and sum(ok3) >= math.ceil(2 * len(ok3) / 3))
+
+
+def _summary_reference_length(m):
+  parts = []
+  for name, d in m.items():
+    ps = d["dmwgan_pl"]["per_seed"]
+    part = (f"{name}: PL active {','.join(str(int(a)) for a in ps['active_generators'])}, off "
+            f"{', '.join(f'{v:.3f}' for v in ps['off_manifold'])} (mean "
+            f"{d['dmwgan_pl']['off_manifold']:.3f})")
+    if "wgan_gp" in d:
+      part += f", WGAN-GP off {d['wgan_gp']['off_manifold']:.3f}"
+    if name == "segments3":
+      r = np.asarray(d["dmwgan_pl"]["prior_piece_mass"], np.float64)
+      part += ", r_piece " + "; ".join("/".join(f"{v:.2f}" for v in row) for row in r)
+    parts.append(part)
+  return "; ".join(parts)
+
+
+register(Reproduction(
+    paper="dmgan", name="toy_reference_length",
+    claim="at the reference's run length (83k generator steps): on the 4 segments DMWGAN-PL keeps "
+          f"exactly 4 generators (every seed), off-manifold <= {SEGMENTS_MAX_OFF} and below "
+          "WGAN-GP's (full width); on the ring of 6 (σ = 0.01) exactly 6, off-manifold <= "
+          f"{RING_MAX_OFF} and below WGAN-GP's (distance > 0.05; seed means); on the 3 segments "
+          f"of mass 0.5/0.3/0.2 exactly 3 with |r_piece − mass| <= {SEGMENTS3_TOL} on >= 2/3 of "
+          "the seeds",
+    paper_value="reference setting: PL 4 active, off 0.018, WGAN-GP 0.081 (segments); PL 6 "
+                "active, off 0.003, WGAN-GP 0.166 (ring)",
+    run=_run_reference_length, check=_check_reference_length, summary=_summary_reference_length,
+    seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)},
+    scale_note={"smoke": "PL only, 10 generator steps",
+                "cpu": "83,333 generator steps (run_dmgan.py's 5e5 iterations / 6), paper "
+                       "defaults, 3 seeds; PL and full-width WGAN-GP on the segments and the "
+                       "ring, PL on the 3 unequal segments",
+                "full": "as cpu, 5 seeds"}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,11 @@ from jaxpapers.robust_mf.data import load_ratings_dat as load_ratings_dat
 from jaxpapers.robust_mf.data import load_ratings_tsv as load_ratings_tsv
 from jaxpapers.robust_mf.data import split_ratings as split_ratings
 from jaxpapers.robust_mf.data import synthetic as synthetic
+from jaxpapers.robust_mf.ladmpsap import LADMPSAPInfo as LADMPSAPInfo
+from jaxpapers.robust_mf.ladmpsap import LADMPSAPState as LADMPSAPState
+from jaxpapers.robust_mf.ladmpsap import RMFMMResult as RMFMMResult
+from jaxpapers.robust_mf.ladmpsap import rmf_mm as rmf_mm
+from jaxpapers.robust_mf.ladmpsap import rmf_mm_ladmpsap as rmf_mm_ladmpsap
 from jaxpapers.robust_mf.losses import LOSSES as LOSSES
 from jaxpapers.robust_mf.losses import Loss as Loss
 from jaxpapers.robust_mf.losses import geman as geman
@@ -52,12 +57,12 @@ from jaxpapers.robust_mf.rmfnl import default_lambda as default_lambda
 from jaxpapers.robust_mf.rmfnl import dual_grad as dual_grad
 from jaxpapers.robust_mf.rmfnl import dual_value as dual_value
 from jaxpapers.robust_mf.rmfnl import fit as fit
+from jaxpapers.robust_mf.rmfnl import fit_dense_l1 as fit_dense_l1
 from jaxpapers.robust_mf.rmfnl import init_state as init_state
 from jaxpapers.robust_mf.rmfnl import lipschitz_constant as lipschitz_constant
 from jaxpapers.robust_mf.rmfnl import mm_step as mm_step
 from jaxpapers.robust_mf.rmfnl import objective as objective
 from jaxpapers.robust_mf.rmfnl import primal_from_dual as primal_from_dual
-from jaxpapers.robust_mf.rmfnl import rmf_mm as rmf_mm
 from jaxpapers.robust_mf.rmfnl import solve_dual as solve_dual
 from jaxpapers.robust_mf.rmfnl import spectral_init as spectral_init
 from jaxpapers.robust_mf.rmfnl import surrogate_value as surrogate_value

@@ -164,6 +164,50 @@ def load_movielens_100k(data_dir=None, split: str = "u1", dtype=jnp.float32) -> 
   return SplitData(tr, te)
 
 
+ML100K_FOLD_SIZE = 20000
+
+
+def load_movielens_100k_folds(data_dir=None, num_folds: int = 5,
+                              dtype=jnp.float32) -> list[SplitData]:
+  """The 5-fold cross-validation splits u1 … u5 of MovieLens-100K, rebuilt from ``u.data``.
+
+  GroupLens ship ``u1.base``/``u1.test`` … ``u5.base``/``u5.test`` (80 %/20 %, disjoint test
+  sets) and the script that makes them, ``mku.sh``: fold k's test set is lines
+  20000 (k − 1) + 1 … 20000 k of ``u.data`` and its base the other 80 000 lines (README of the
+  ml-100k distribution). Only ``u.data`` and fold 1 are in ``../shared/data``, so every fold is
+  rebuilt from ``u.data`` that way; fold 1's (user, item) pairs equal the shipped ``u1.test``
+  (tested). All folds index the same 943 × 1682 matrix (users and items of ``u.data``).
+
+  Args:
+    data_dir: as :func:`load_movielens_100k`.
+    num_folds: how many of the 5 folds (the first ``num_folds``), 1 … 5.
+    dtype: floating dtype of the values.
+  """
+  if not isinstance(num_folds, (int, np.integer)) or not 1 <= num_folds <= 5:
+    raise ValueError(f"num_folds must be an int in 1..5, got {num_folds!r}")
+  folder = data_lib.find_dataset("movielens-100k", ["u.data"], data_dir)
+  path = folder / "u.data"
+  every = load_ratings_tsv(path)
+  n = every.ratings.shape[0]
+  if n != 5 * ML100K_FOLD_SIZE:
+    raise ValueError(f"{path}: expected {5 * ML100K_FOLD_SIZE} ratings (MovieLens-100K), got {n}")
+  users, items = np.unique(every.users), np.unique(every.items)
+  shape = (int(users.size), int(items.size))
+
+  def obs(idx):
+    return obs_lib.sparse_observations(
+        np.searchsorted(users, every.users[idx]).astype(np.int32),
+        np.searchsorted(items, every.items[idx]).astype(np.int32),
+        every.ratings[idx], shape, dtype=dtype)
+
+  folds = []
+  for k in range(num_folds):
+    test = np.zeros(n, bool)
+    test[k * ML100K_FOLD_SIZE:(k + 1) * ML100K_FOLD_SIZE] = True
+    folds.append(SplitData(obs(np.flatnonzero(~test)), obs(np.flatnonzero(test))))
+  return folds
+
+
 def split_ratings(key, ratings: Ratings, train_fraction: float = 0.5,
                   dtype=jnp.float32) -> SplitData:
   """Random train/test split of one rating file (used for MovieLens-1M/10M).

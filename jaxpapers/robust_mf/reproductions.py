@@ -4,6 +4,9 @@
   the low-rank matrix better than ℓ1 (RMF) and ℓ2 (MF).
 * ``movielens100k_corrupted`` — MovieLens-100K u1 with 10% of the training ratings sent to the
   opposite end of the scale: ℓ1 and LSP test MAE below ℓ2 (U[1, 5] resampling is reported too).
+* ``movielens100k_paper_protocol`` — the paper's comparison on MovieLens-100K: ℓ2 vs ℓ1 vs the
+  nonconvex losses, test RMSE and MAE over the 5 GroupLens folds, λ per method on validation,
+  verdict from paired per-fold differences (pass / fail / inconclusive).
 * ``apg_iteration_scaling`` — the sparse APG iteration costs O(|Ω| r): doubling |Ω| at most
   ~doubles the time per iteration.
 """
@@ -18,8 +21,8 @@ import numpy as np
 
 from jaxpapers._src import data as data_lib
 from jaxpapers._src.registry import Reproduction, register
+from jaxpapers.robust_mf import baselines, data, rmfnl, speed, train
 from jaxpapers.robust_mf import config as config_lib
-from jaxpapers.robust_mf import data, rmfnl, train
 
 PAPER = "robust_mf"
 
@@ -158,6 +161,93 @@ register(Reproduction(
 ))
 
 # ---------------------------------------------------------------------------------------------
+# (b′) MovieLens-100K, 5 folds: the paper's comparison (ℓ2 vs ℓ1 vs nonconvex, RMSE and MAE)
+#
+# What we could establish of the paper's protocol (arXiv 1710.07205; the stored copies searched
+# return only its abstract and introduction, e.g. the SPIQA raw tex 1710.07205v4 and
+# ar5iv.arxiv.org/html/1710.07205): the model is U Vᵀ with λ/2 (‖U‖² + ‖V‖²), no user/item
+# biases; the losses are ℓ1 (RMF) and the nonconvex LSP, Geman and Laplace, against ℓ2 MF; the
+# recommender data are MovieLens. The split fractions, any added outliers, the rank, the λ rule
+# and the table's numbers could not be read here, so: GroupLens' own 5 folds (u1…u5, 80/20),
+# real ratings without injected outliers (the issue's point: no corruption protocol of our own),
+# rank 5, λ per method from a grid on 10 % of each training fold.
+
+_PP_SETTINGS = {
+    "smoke": dict(lams=(10.0,), max_outer=15, nonconvex_outer=5, max_inner=100, l2_sweeps=5),
+    "cpu": dict(lams=(3.0, 10.0, 30.0), max_outer=100, nonconvex_outer=40),
+    "full": dict(lams=(1.0, 3.0, 10.0, 30.0, 100.0), max_outer=200, nonconvex_outer=80),
+}
+_PP_METHODS = ("l2", "l1") + train.NONCONVEX_LOSSES
+_PP_LABEL = {"l2": "ℓ2", "l1": "ℓ1", "lsp": "LSP", "geman": "Geman", "laplace": "Laplace"}
+
+
+def _run_paper_protocol(scale, seeds, workdir):
+  del workdir
+  data_lib.find_dataset("movielens-100k", ("u.data",))  # absent: the row is skipped
+  warm = bool(config_lib.get_config("cpu").warm_start_from_l1)
+  folds = data.load_movielens_100k_folds(num_folds=1 if scale == "smoke" else 5)
+  if scale == "smoke":
+    folds = [data.SplitData(_subset(f.train, 150), _subset(f.test, 150)) for f in folds]
+  keys = ("lam", "val_rmse", "val_mae", "test_rmse", "test_mae")
+  per_fold = {m: {k: [] for k in keys} for m in _PP_METHODS}
+  for fold in folds:
+    res = train.ratings_protocol_fold(jax.random.key(seeds[0]), fold.train, fold.test, rank=5,
+                                      warm_start_from_l1=warm, **_PP_SETTINGS[scale])
+    for m, sel in res["selected"].items():
+      for k in keys:
+        per_fold[m][k].append(sel[k])
+  best = train.best_by_validation(per_fold, train.NONCONVEX_LOSSES)
+  verdict, comps = train.protocol_verdict(per_fold, best)
+  out = {"folds": len(folds), "warm_start_from_l1": warm, "best_nonconvex": best,
+         "per_fold": per_fold, "comparisons": comps, "verdict": verdict}
+  for m in _PP_METHODS:
+    for metric in ("test_rmse", "test_mae"):
+      v = np.asarray(per_fold[m][metric])
+      out[f"{m}_{metric[5:]}"] = float(v.mean())
+      out[f"{m}_{metric[5:]}_se"] = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+  return out
+
+
+def _check_paper_protocol(m, scale):
+  del scale  # at smoke the runner reports "ran"
+  return m["verdict"]
+
+
+def _summary_paper_protocol(m):
+  cells = ", ".join(f"{_PP_LABEL[k]} {m[f'{k}_rmse']:.3f}±{m[f'{k}_rmse_se']:.3f} / "
+                    f"{m[f'{k}_mae']:.3f}±{m[f'{k}_mae_se']:.3f}" for k in _PP_METHODS)
+  best = m["best_nonconvex"]
+  diffs = "; ".join(f"{_PP_LABEL[best]} − {_PP_LABEL[c.split('/')[0]]} {c.split('/')[1][5:].upper()}"
+                    f" {v['mean']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]"
+                    for c, v in m["comparisons"].items())
+  start = "ℓ1 solution" if m["warm_start_from_l1"] else "spectral start"
+  return (f"test RMSE / MAE, mean ± se over {m['folds']} folds: {cells}. Best nonconvex by "
+          f"validation: {_PP_LABEL[best]} (from the {start}); paired 95 % intervals: {diffs} "
+          f"→ {m['verdict']}")
+
+
+register(Reproduction(
+    paper=PAPER, name="movielens100k_paper_protocol",
+    claim="On MovieLens-100K the best nonconvex loss (LSP, Geman or Laplace, chosen on "
+          "validation) has lower test RMSE and MAE than ℓ1 (RMF) and ℓ2 (MF): paired per-fold "
+          "95 % intervals over the 5 GroupLens folds below 0 (pass), above 0 on any (fail)",
+    paper_value="not retrieved: the paper's MovieLens table (and its split/outlier protocol) "
+                "could not be read from the stored copies of arXiv 1710.07205; claim as stated "
+                "in its abstract (nonconvex losses more robust than ℓ1 and ℓ2)",
+    run=_run_paper_protocol, check=_check_paper_protocol, summary=_summary_paper_protocol,
+    seeds={"smoke": (0,), "cpu": (0,), "full": (0,)},
+    scale_note={"smoke": "fold 1, first 150 users, λ = 10, ≤ 15 MM steps",
+                "cpu": "5 folds (u1…u5 from u.data), rank 5, λ ∈ {3, 10, 30} per method on "
+                       "validation, ℓ1 ≤ 100 MM steps, nonconvex ≤ 40 from the ℓ1 solution",
+                "full": "as cpu, λ ∈ {1, 3, 10, 30, 100}, ≤ 200 / 80 MM steps"},
+    # Measured 2026-12-05 (python -m experiments.reproduce --papers=robust_mf --scale=cpu
+    # --only=movielens100k_paper_protocol): 1100 s wall on a 2-core machine shared with other
+    # jobs (load average ≈ 8 at start), 416 s user CPU; on 2 idle cores that is ≈ 450 s. Smoke:
+    # 29 s wall under the same load.
+    datasets=("movielens-100k",), budget_s={"smoke": 30, "cpu": 450},
+))
+
+# ---------------------------------------------------------------------------------------------
 # (c) time per APG iteration vs |Ω|
 
 
@@ -212,4 +302,126 @@ register(Reproduction(
     scale_note={"smoke": "|Ω| = 200k vs 400k", "cpu": "|Ω| = 1M vs 2M",
                 "full": "|Ω| = 5M vs 10M"},
     run_as={"quick": "cpu"}, budget_s={"smoke": 5, "quick": 20, "cpu": 20},
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) RMF-MM (the authors' LADMPSAP solver) vs RMFNL-ℓ1: same objective, time to reach it
+
+SPEED_SIZES = {"smoke": (60,), "cpu": (500,), "full": (500, 1000, 2000)}
+
+
+def _run_rmf_mm_speed(scale, seeds, workdir):
+  del workdir
+  recs = [speed.compare_with_rmf_mm(jax.random.key(seed), m)
+          for m in SPEED_SIZES[scale] for seed in seeds]
+  ratio = [r["speedup_to_target"] for r in recs]
+  gap = [abs(r["h_rmf_mm"] - r["h_rmfnl"]) / r["h_rmfnl"] for r in recs]
+  rmse = [r["test_rmse_rmfnl"] / r["test_rmse_rmf_mm"] for r in recs]
+  return {"records": recs, "min_speedup": float(np.min(ratio)),
+          "median_speedup": float(np.median(ratio)), "max_objective_gap": float(np.max(gap)),
+          "rmse_ratio": [float(x) for x in rmse]}
+
+
+def _check_rmf_mm_speed(m, scale):
+  if scale == "smoke":
+    return all(np.isfinite(r["h_rmf_mm"]) and np.isfinite(r["h_rmfnl"]) for r in m["records"])
+  # same objective (both stop at a relative decrease of 1e-4 per step, so final H agree to a few
+  # 1e-3), same test error (within 2 %), and RMFNL reaches the common target faster on every seed
+  return bool(m["max_objective_gap"] <= 5e-3 and max(abs(x - 1.0) for x in m["rmse_ratio"]) <= 0.02
+              and m["min_speedup"] > 1.0)
+
+
+def _summary_rmf_mm_speed(m):
+  rows = []
+  for r in m["records"]:
+    rows.append(f"m=n={r['m']}: RMF-MM {r['seconds_to_target_rmf_mm']:.1f} s vs RMFNL "
+                f"{r['seconds_to_target_rmfnl']:.1f} s to H ≤ {r['target']:.0f} "
+                f"(×{r['speedup_to_target']:.1f}; RMSE {r['test_rmse_rmf_mm']:.4f} / "
+                f"{r['test_rmse_rmfnl']:.4f})")
+  return (f"{'; '.join(rows)}; median ×{m['median_speedup']:.1f}, final-H gap "
+          f"{m['max_objective_gap']:.1e} (measured wall time, compile excluded)")
+
+
+register(Reproduction(
+    paper=PAPER, name="rmf_mm_speed",
+    claim="RMFNL-ℓ1 (sparse dual APG) reaches the same ℓ1 objective and test error as RMF-MM (the "
+          "authors' relaxed MM + LADMPSAP, dense, their defaults) from the same start, faster "
+          "(time to the worse final objective × 1.001, every seed)",
+    paper_value="RMFNL much faster than RMF-MM at equal accuracy (paper's synthetic timing "
+                "figures; no single number)",
+    run=_run_rmf_mm_speed, check=_check_rmf_mm_speed, summary=_summary_rmf_mm_speed,
+    seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2)},
+    scale_note={"smoke": "m = n = 60 (pipeline only)",
+                "cpu": "m = n = 500, rank 5, 10 % outliers U[−10, 10], data.synthetic density, "
+                       "3 seeds (a 2-core CPU: wall times)",
+                "full": "m = n = 500, 1000, 2000, 3 seeds"},
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) default-argument fits from the spectral start, sizes 200 … 2000
+
+DEFAULT_FIT_SIZES = {"smoke": (60,), "cpu": (200, 500, 1000, 2000), "full": (200, 500, 1000, 2000,
+                                                                            5000)}
+
+
+def _run_default_fits(scale, seeds, workdir):
+  del workdir
+  rows = []
+  for m in DEFAULT_FIT_SIZES[scale]:
+    for seed in seeds:
+      # 20 % of Ω corrupted by U[−10, 10]; data.synthetic's default density; rank 5
+      p = data.synthetic(jax.random.key(seed), m, m, 5, outlier_ratio=0.2)
+      key = jax.random.key(1000 + seed)
+      lam = rmfnl.default_lambda((m, m))
+      row = {"m": m, "seed": seed, "nnz": int(p.train.nnz)}
+      for loss in ("l1", "lsp"):
+        res = rmfnl.fit(key, p.train, 5, loss)  # every argument at its default (spectral start)
+        row[f"{loss}_objective"] = float(res.objectives[int(res.num_steps)])
+        row[f"{loss}_truth_objective"] = float(rmfnl.objective(p.train, p.u, p.v, lam, loss))
+        row[f"{loss}_rmse"] = float(data.obs_lib.rmse(p.test, res.u, res.v))
+        row[f"{loss}_steps"] = int(res.num_steps)
+      l2 = baselines.fit_l2(key, p.train, 5)
+      row["l2_rmse"] = float(data.obs_lib.rmse(p.test, l2.u, l2.v))
+      rows.append(row)
+  return {"rows": rows}
+
+
+def _default_fit_ok(r) -> bool:
+  return (r["l1_objective"] <= r["l1_truth_objective"]
+          and r["lsp_objective"] <= r["lsp_truth_objective"]
+          and r["lsp_rmse"] < 0.5 * r["l2_rmse"])
+
+
+def _check_default_fits(m, scale):
+  if scale == "smoke":
+    return all(np.isfinite(r["lsp_objective"]) for r in m["rows"])
+  return all(_default_fit_ok(r) for r in m["rows"])
+
+
+def _summary_default_fits(m):
+  parts = []
+  for size in sorted({r["m"] for r in m["rows"]}):
+    rs = [r for r in m["rows"] if r["m"] == size]
+    gap = max(max(r[f"{k}_objective"] / r[f"{k}_truth_objective"] for k in ("l1", "lsp"))
+              for r in rs)
+    parts.append(f"m={size}: {sum(map(_default_fit_ok, rs))}/{len(rs)} seeds ok, H/H* ≤ {gap:.4f}, "
+                 f"RMSE LSP {np.mean([r['lsp_rmse'] for r in rs]):.3f} vs ℓ2 "
+                 f"{np.mean([r['l2_rmse'] for r in rs]):.3f}")
+  return "; ".join(parts)
+
+
+register(Reproduction(
+    paper=PAPER, name="default_fits_reach_truth",
+    claim="from default arguments (spectral start) ℓ1 and LSP fits end at an objective no larger "
+          "than the ground truth's own H(U*, V*), and LSP's test RMSE is below half of ℓ2's, at "
+          "20 % outliers, on every size and seed",
+    paper_value="RMFNL converges to a critical point (Yao & Kwok 2018, Thm.); issue #23 acceptance",
+    run=_run_default_fits, check=_check_default_fits, summary=_summary_default_fits,
+    seeds={"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2)},
+    scale_note={"smoke": "m = n = 60",
+                "cpu": "m = n = 200, 500, 1000, 2000 × 3 seeds, rank 5, data.synthetic density, "
+                       "20 % of Ω + U[−10, 10]",
+                "full": "m = n = 200 … 5000 × 3 seeds"},
 ))

@@ -135,7 +135,7 @@ class MMInfo(NamedTuple):
 
 
 class FitResult(NamedTuple):
-  """Output of :func:`fit` / :func:`rmf_mm`.
+  """Output of :func:`fit` / :func:`fit_dense_l1`.
 
   Attributes:
     u: (m, r) final U.
@@ -611,17 +611,16 @@ def fit(key, observations, rank: int, loss: str = "l1", *, theta=1.0, lam=None,
               max_outer=max_outer, max_inner=max_inner, check_every=check_every, init_mode=mode)
 
 
-def rmf_mm(key, observations, rank: int, *, lam=None, init="spectral", init_scale=1.0,
-           max_outer: int = 300, outer_tol=1e-4, inner_tol=1e-5, max_inner: int = 2000,
-           check_every: int = 10, rho0=0.004, rho_growth=1.2, rho_max=1.0) -> FitResult:
-  """The RMF-MM baseline (Lin, Xu & Zha 2017): ℓ1 loss, relaxed MM, on the dense-mask layout.
+def fit_dense_l1(key, observations, rank: int, *, lam=None, init="spectral", init_scale=1.0,
+                 max_outer: int = 300, outer_tol=1e-4, inner_tol=1e-5, max_inner: int = 2000,
+                 check_every: int = 10, rho0=0.004, rho_growth=1.2, rho_max=1.0) -> FitResult:
+  """RMFNL's ℓ1 solver (relaxed MM + dual APG) on the dense-mask layout, with RMF-MM's schedule.
 
-  Defaults follow RMF-MM: λ = 20 / (m + n), outer tolerance 1e-4, inner tolerance 1e-5, relaxed
-  bound ratio ρ starting at 0.004 and multiplied by 1.2 whenever a step lowers H by less than
-  ``outer_tol`` (relatively), up to 1, as in the RMF-MM code. The convex
-  subproblem is solved here by the same dual APG as RMFNL but on m × n arrays, so each inner
-  iteration costs O(m n r) whatever |Ω| is (RMF-MM's own inner solver, LADMPSAP, has the same
-  dense cost).
+  This is *not* RMF-MM (whose inner solver is LADMPSAP: :func:`.ladmpsap.rmf_mm_ladmpsap`, exported
+  as ``robust_mf.rmf_mm``); it isolates the cost of the dense layout (O(m n r) per inner
+  iteration whatever |Ω| is) from the cost of the solver. Defaults follow RMF-MM: λ = 20 / (m + n),
+  outer tolerance 1e-4, inner tolerance 1e-5, relaxed bound ratio ρ starting at 0.004 and
+  multiplied by 1.2 whenever a step lowers H by less than ``outer_tol`` (relatively), up to 1.
 
   Args:
     key: ``jax.random.key`` for the random initialisation.
