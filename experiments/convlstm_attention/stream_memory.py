@@ -87,7 +87,7 @@ def main(argv):
                                  dtype=_DTYPE.value) as stream:
       for batch in stream:
         seen += int(batch.mask.sum())
-        checksum = float(batch.clips[batch.mask].mean())  # touch the data like a consumer would
+        checksum = float(batch.clips.mean())  # touch the data like a consumer would
       bound = stream.bound_bytes
       max_ready = stream.max_ready_clips
     elapsed = time.perf_counter() - start
@@ -104,7 +104,7 @@ def main(argv):
     print(f"peak RSS: {peak / _MIB:.0f} MiB; growth while streaming: "
           f"{(peak - max(rss_before, 0)) / _MIB:.0f} MiB")
     print(f"analytic bound on the stream's clip memory: {bound / _MIB:.1f} MiB "
-          f"((prefetch + 2) × batch uint8{' + 1 float32 batch' if _DTYPE.value == 'float32' else ''})")
+          f"({'(prefetch + 1) uint8 + 2 float32 batches' if _DTYPE.value == 'float32' else '(prefetch + 2) uint8 batches'})")
     print(f"whole split as one float32 array (load_jester): {n * clip_bytes * 4 / _MIB:.0f} MiB")
   finally:
     if _WORKDIR.value is None:

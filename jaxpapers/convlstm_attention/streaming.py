@@ -9,9 +9,9 @@ of float32); ``dtype="float32"`` converts one batch at a time on the consumer si
 the values the whole-split loaders return.
 
 Memory is bounded independently of the number of clips: at most ``prefetch`` batches are
-allocated ahead of the consumer, plus the batch the consumer holds (and the one it is about to
-drop), i.e. ``(prefetch + 2) × batch_size × T×H×W×3`` bytes of uint8, plus one float32 batch when
-``dtype="float32"``.
+allocated ahead of the consumer, plus the batch being handed over and the one the consumer still
+holds, i.e. ``(prefetch + 2) × batch_size × T×H×W×3`` bytes of uint8; with ``dtype="float32"``,
+``(prefetch + 1)`` uint8 batches and two float32 batches (:attr:`ClipStream.bound_bytes`).
 
 Order: evaluation streams (``train=False``) visit every clip exactly once, in list order; the last
 batch is zero-padded to ``batch_size`` and its padded rows have ``mask=False`` (labels 0), like
@@ -168,7 +168,9 @@ class ClipStream:
   def bound_bytes(self) -> int:
     """Upper bound on the clip memory the stream holds (see the module docstring)."""
     batch = self.batch_size * int(np.prod(self.clip_shape))
-    return (self.prefetch + 2) * batch + (4 * batch if self.dtype == "float32" else 0)
+    if self.dtype == "float32":  # uint8: the buffer and the batch being converted; float32: the
+      return (self.prefetch + 1) * batch + 2 * 4 * batch  # new batch and the consumer's last one
+    return (self.prefetch + 2) * batch
 
   def __len__(self) -> int:
     n, b = self.num_clips, self.batch_size
@@ -241,8 +243,11 @@ class ClipStream:
           self._ready_clips -= len(futs)
         submit()
         self.yielded_batches += 1
-        if self.dtype == "float32":
-          batch = batch._replace(clips=batch.clips.astype(np.float32) / 255.0)
+        if self.dtype == "float32":  # one batch at a time; the uint8 batch is freed here
+          clips = batch.clips.astype(np.float32)
+          clips /= 255.0  # in place: the same float32 values as ``uint8_array / 255.0``
+          batch = batch._replace(clips=clips)
+          del clips
         yield batch
         del batch
     finally:
