@@ -27,6 +27,11 @@ from jaxpapers.convlstm_attention.data import synthetic_clip as synthetic_clip
 from jaxpapers.convlstm_attention.model import MODELS as MODELS
 from jaxpapers.convlstm_attention.model import apply_network as apply_network
 from jaxpapers.convlstm_attention.model import init_network as init_network
+from jaxpapers.convlstm_attention.streaming import ClipDecodeError as ClipDecodeError
+from jaxpapers.convlstm_attention.streaming import ClipStream as ClipStream
+from jaxpapers.convlstm_attention.streaming import StreamBatch as StreamBatch
+from jaxpapers.convlstm_attention.streaming import isogd_stream as isogd_stream
+from jaxpapers.convlstm_attention.streaming import jester_stream as jester_stream
 from jaxpapers.convlstm_attention.train import FullPassEval as FullPassEval
 from jaxpapers.convlstm_attention.train import format_table as format_table
 from jaxpapers.convlstm_attention.train import full_pass_eval as full_pass_eval
