@@ -192,3 +192,13 @@ def test_threads_are_joined_on_close_and_context_exit(tmp_path):
   assert not s.threads()
   with pytest.raises(ValueError, match="prefetch"):
     streaming.ClipStream([], [], batch_size=2, prefetch=0)
+
+
+def test_whole_split_loader_names_an_undecodable_frame(tmp_path):
+  from jaxpapers.convlstm_attention import data as data_lib
+
+  folder = tmp_path / "clip"
+  folder.mkdir()
+  (folder / "00001.jpg").write_bytes(b"not a jpeg")
+  with pytest.raises(ValueError, match="00001.jpg"):
+    data_lib._load_frames(folder, 4, 8, train=False, rng=None)  # noqa: SLF001

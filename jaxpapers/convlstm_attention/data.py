@@ -165,26 +165,34 @@ def sample_frame_indices(num_available: int, num_frames: int, *, train: bool = F
 
 def _load_frames(folder: pathlib.Path, num_frames: int, size: int, *, train: bool,
                  rng: np.random.Generator | None) -> np.ndarray:
-  from PIL import Image
-
   files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
   if not files:
     raise FileNotFoundError(f"no .jpg/.png frames in {folder}")
   idx = sample_frame_indices(len(files), num_frames, train=train, rng=rng)
   frames = []
   for i in idx:
-    with Image.open(files[i]) as im:
-      im = im.convert("RGB")
-      w, h = im.size
-      side = min(w, h)  # centre square crop (random in training), then resize
-      if train and rng is not None:
-        left = int(rng.integers(0, w - side + 1))
-        top = int(rng.integers(0, h - side + 1))
-      else:
-        left, top = (w - side) // 2, (h - side) // 2
-      im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-      frames.append(np.asarray(im, dtype=np.float32) / 255.0)
+    try:
+      frames.append(_read_frame(files[i], size, train=train, rng=rng))
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable images
+      raise ValueError(f"{files[i]}: cannot decode frame ({type(e).__name__}: {e})") from e
   return np.stack(frames)
+
+
+def _read_frame(path: pathlib.Path, size: int, *, train: bool,
+                rng: np.random.Generator | None) -> np.ndarray:
+  from PIL import Image
+
+  with Image.open(path) as im:
+    im = im.convert("RGB")
+    w, h = im.size
+    side = min(w, h)  # centre square crop (random in training), then resize
+    if train and rng is not None:
+      left = int(rng.integers(0, w - side + 1))
+      top = int(rng.integers(0, h - side + 1))
+    else:
+      left, top = (w - side) // 2, (h - side) // 2
+    im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+    return np.asarray(im, dtype=np.float32) / 255.0
 
 
 # ----------------------------------------------------------------------------- Jester
