@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxpapers._src import testing
-from jaxpapers.robust_mf import losses, rmfnl
+from jaxpapers.robust_mf import data, losses, rmfnl
 from jaxpapers.robust_mf import observations as obs_lib
 
 LOSS_NAMES = ("l1", "lsp", "geman", "laplace")
@@ -298,3 +298,11 @@ def test_bad_inputs_raise_clear_errors():
     rmfnl.fit(key, (rows, cols, vals), 1)
   with pytest.raises(ValueError, match=r"init\[0\] must have shape"):
     rmfnl.fit(key, obs, 1, init=(np.zeros((2, 1)), np.zeros((3, 1))))
+
+
+def test_fit_under_an_outer_jit_equals_the_direct_call():
+  p = data.synthetic(jax.random.key(0), 40, 40, 2, density=0.5)
+  direct = rmfnl.fit(jax.random.key(1), p.train, 2, "l1", max_outer=3)
+  jitted = jax.jit(lambda k, o: rmfnl.fit(k, o, 2, "l1", max_outer=3))(jax.random.key(1), p.train)
+  np.testing.assert_array_equal(np.asarray(jitted.u), np.asarray(direct.u))
+  np.testing.assert_array_equal(np.asarray(jitted.objectives), np.asarray(direct.objectives))

@@ -427,9 +427,10 @@ def _check_common(observations, rank, loss, max_outer, max_inner, check_every):
 
 
 def _check_scalar(x, name):
+  # NumPy, not jnp: under an outer ``jit`` jnp operations on a concrete value are staged (tracers)
   if validation.is_concrete(x):
-    arr = jnp.asarray(x)
-    if arr.ndim == 0 and not bool((arr > 0) & jnp.isfinite(arr)):
+    arr = np.asarray(x, np.float64)
+    if arr.ndim == 0 and not (arr > 0 and np.isfinite(arr)):
       raise ValueError(f"{name} must be a finite number > 0, got {float(arr)}")
 
 
