@@ -4,10 +4,12 @@ import os
 import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-# A persistent compilation cache shared by the test workers and the subprocesses they start
-# (experiment binaries, notebooks, the reproduce job compile many of the same programs).
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      os.path.join(tempfile.gettempdir(), f"jaxpapers-test-cache-{os.getuid()}"))
+# A persistent compilation cache shared by the test workers and the subprocesses they start is
+# opt-in (JAXPAPERS_TEST_CACHE=1): two test workers segfaulted inside XLA:CPU while reading or
+# writing it (jax 0.10.2, long-lived xdist workers), which a CI run must not depend on.
+if os.environ.get("JAXPAPERS_TEST_CACHE") == "1":
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                        os.path.join(tempfile.gettempdir(), f"jaxpapers-test-cache-{os.getuid()}"))
 
 import jax  # noqa: E402
 
