@@ -551,6 +551,9 @@ def main(argv):
 
   # SIGTERM is an interruption too: finished rows stay, the row in progress is marked.
   signal.signal(signal.SIGTERM, signal.default_int_handler)
+  # A process started from a non-interactive shell's background job inherits SIGINT ignored,
+  # and Python then installs no handler: Ctrl-C / kill -INT would be lost. Install it always.
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   results = []
   report_path = results_dir / "REPORT.md"
   try:
