@@ -17,7 +17,23 @@ jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_platforms", "cpu")
 
 
+import gc  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_executables():
+  """Drop every module's compiled executables when it ends.
+
+  Each XLA:CPU executable keeps its own memory mappings; an xdist worker that runs half of the suite
+  without releasing them grows by ~1,500 mappings per test module (measured with /proc/self/maps)
+  and passes Linux's default ``vm.max_map_count`` (65,530) near the end of the run, where the next
+  compile segfaults -- the XLA crashes seen in CI in the last (volume_sampling) modules.
+  """
+  yield
+  jax.clear_caches()
+  gc.collect()
 
 
 @pytest.fixture(scope="module")

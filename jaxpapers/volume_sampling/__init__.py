@@ -30,6 +30,7 @@ from jaxpapers.volume_sampling.samplers import fast_volume_sample as fast_volume
 from jaxpapers.volume_sampling.samplers import leverage_sample as leverage_sample
 from jaxpapers.volume_sampling.samplers import leverage_scores as leverage_scores
 from jaxpapers.volume_sampling.samplers import leveraged_volume_sample as leveraged_volume_sample
+from jaxpapers.volume_sampling.samplers import orthonormal_basis as orthonormal_basis
 from jaxpapers.volume_sampling.samplers import prepare_leveraged as prepare_leveraged
 from jaxpapers.volume_sampling.samplers import (
     ridge_volume_log_normalizer as ridge_volume_log_normalizer,
