@@ -10,7 +10,7 @@ from jaxpapers._src.metrics import read_metrics
 from jaxpapers.ua_attention import config as config_lib
 from jaxpapers.ua_attention import data as data_lib
 from jaxpapers.ua_attention import model as model_lib
-from jaxpapers.ua_attention import train
+from jaxpapers.ua_attention import study, train
 
 
 def _tiny_config():
@@ -73,21 +73,49 @@ def test_configs_and_registered_reproductions():
   with pytest.raises(ValueError, match="scale"):
     config_lib.get_config("huge")
   reps = {r.name: r for r in registry.reproductions("ua_attention")}
-  assert set(reps) == {"synthetic_attention_abstention", "physionet_mortality_calibration"}
-  rep = reps["physionet_mortality_calibration"]
-  fake = {v: {"auroc": [0.8, 0.82, 0.81], "ece": [e, e, e]}
-          for v, e in (("retain_da", 6.9), ("ua", 2.3))}
-  assert rep.check(fake, "cpu")
-  fake["ua"]["ece"] = [7.0, 7.0, 7.0]
-  assert not rep.check(fake, "cpu")
-  assert "retain_da: AUROC 0.810" in rep.summary(fake)
+  assert set(reps) == {"synthetic_attention_abstention", "physionet_mortality_calibration",
+                       "physionet_mortality_abstention"}
   syn = reps["synthetic_attention_abstention"]
-  good = {"ua": {"visit_accuracy": [0.9], "feature_accuracy": [0.9], "chance_visit": [0.2],
-                 "abstention_area": [0.1], "auroc": [0.9]},
-          "retain_da": {"abstention_area": [0.2], "auroc": [0.9]}}
-  assert syn.check(good, "cpu")
-  good["ua"]["abstention_area"] = [0.3]
-  assert not syn.check(good, "cpu")
+  good = {"ua": {"visit_accuracy": [0.9, 0.92, 0.95], "feature_accuracy": [0.9, 0.85, 0.8],
+                 "chance_visit": [0.2] * 3, "abstention_area": [0.1, 0.12, 0.11],
+                 "auroc": [0.9] * 3},
+          "retain_da": {"abstention_area": [0.2, 0.21, 0.19], "auroc": [0.9] * 3}}
+  assert syn.check(good, "cpu") == "pass"
+  good["ua"]["abstention_area"] = [0.3, 0.31, 0.29]  # UA's curve clearly above DA's
+  assert syn.check(good, "cpu") == "fail"
+  good["ua"]["abstention_area"] = [0.1, 0.3, 0.2]  # inside the noise
+  assert syn.check(good, "cpu") == "inconclusive"
+  one_seed = {v: {k: x[:1] for k, x in m.items()} for v, m in good.items()}
+  assert syn.check(one_seed, "cpu") == "inconclusive"  # one seed cannot give an interval
+
+
+def _fake_study(ece_da, ece_ua, area_da=(0.1, 0.1, 0.1), area_ua=(0.1, 0.1, 0.1)):
+  per_seed = []
+  for i, (ed, eu, ad, au) in enumerate(zip(ece_da, ece_ua, area_da, area_ua)):
+    per_seed.append({"seed": i, "data": {"test": 799}, "variants": {
+        v: {"auroc": 0.8, "ece": e, "ece_floor": 2.0, "abstention_area": a, "error_at_80": 0.1,
+            "error_at_50": 0.08, "error": 0.13, "epochs": 30, "best_epoch": 30,
+            "final_val_loss": 0.3, "best_val_loss": 0.29, "train_seconds": 1.0}
+        for v, e, a in (("retain_da", ed, ad), ("ua", eu, au))}})
+  return {"per_seed": per_seed, "summary": study.summarize(per_seed),
+          "budget": {"epochs": 30, "early_stopping": False, "learning_rate": 3e-3,
+                     "protocol": "reference", "cell": "lstm", "mc_dropout_at_eval": False}}
+
+
+def test_physionet_rows_judge_the_paired_interval():
+  reps = {r.name: r for r in registry.reproductions("ua_attention")}
+  cal, abst = reps["physionet_mortality_calibration"], reps["physionet_mortality_abstention"]
+  assert cal.check(_fake_study([6.9, 7.1, 6.5], [2.3, 2.6, 2.0]), "cpu") == "pass"
+  assert cal.check(_fake_study([2.3, 2.6, 2.0], [6.9, 7.1, 6.5]), "cpu") == "fail"
+  # A difference inside the seed-to-seed spread is inconclusive, never a pass.
+  assert cal.check(_fake_study([3.0, 5.0, 2.0], [2.5, 2.0, 4.0]), "cpu") == "inconclusive"
+  m = _fake_study([6.9, 7.1, 6.5], [2.3, 2.6, 2.0], [0.1, 0.11, 0.12], [0.05, 0.06, 0.05])
+  assert abst.check(m, "cpu") == "pass"
+  text = cal.summary(m)
+  assert "retain_da: ECE 6.83 [" in text and "floor 2.00%" in text
+  assert "30 epochs, no early stopping" in text and "799 test records" in text
+  cfg = config_lib.get_config("cpu", protocol="reference")
+  assert cfg.train.early_stopping is False and cfg.eval.mc_dropout is False
 
 
 def _small_splits():

@@ -23,6 +23,7 @@ from jaxpapers.ua_attention.metrics import ReliabilityDiagram as ReliabilityDiag
 from jaxpapers.ua_attention.metrics import abstain as abstain
 from jaxpapers.ua_attention.metrics import abstention_curve as abstention_curve
 from jaxpapers.ua_attention.metrics import auroc as auroc
+from jaxpapers.ua_attention.metrics import ece_noise_floor as ece_noise_floor
 from jaxpapers.ua_attention.metrics import expected_calibration_error as expected_calibration_error
 from jaxpapers.ua_attention.metrics import reliability_diagram as reliability_diagram
 from jaxpapers.ua_attention.model import VARIANTS as VARIANTS

@@ -123,6 +123,28 @@ def expected_calibration_error(prob: jax.Array, labels: jax.Array, num_bins: int
   return reliability_diagram(prob, labels, num_bins).ece
 
 
+def ece_noise_floor(key: jax.Array, prob: jax.Array, num_bins: int = 10,
+                    num_draws: int = 256) -> jax.Array:
+  """ECE a *perfectly calibrated* model with these predictions would score on this test set.
+
+  Labels are drawn ``y_i ~ Bernoulli(prob_i)`` ``num_draws`` times and the mean ECE (a fraction)
+  is returned: the finite-sample floor under which a measured ECE says nothing about calibration.
+  For ``N`` predictions of 0.5 it is ``E|Binomial(N, ½)/N − ½| ≈ √(1/(2πN))``.
+
+  Raises:
+    ValueError: ``prob`` outside ``[0, 1]`` or NaN (concrete inputs), bad ``num_bins`` or
+      ``num_draws``.
+  """
+  _check_probabilities(prob, "prob")
+  for name, v in (("num_bins", num_bins), ("num_draws", num_draws)):
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+      raise ValueError(f"{name} must be a positive int, got {v!r}")
+  prob = jnp.asarray(prob, jnp.float32)
+  labels = jax.random.bernoulli(key, prob, (num_draws,) + prob.shape).astype(jnp.int32)
+  eces = jax.vmap(lambda y: reliability_diagram(prob, y, num_bins).ece)(labels)
+  return jnp.mean(eces)
+
+
 class AbstentionCurve(NamedTuple):
   """Error against coverage when the most uncertain predictions are withheld.
 

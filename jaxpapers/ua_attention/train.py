@@ -198,19 +198,22 @@ def evaluate(key: jax.Array, model: RetainModel, params, split: data_lib.EHRArra
   """MC evaluation on ``split``: AUROC, ECE (%), reliability diagram and abstention curve.
 
   Returns:
-    A dict with ``auroc``, ``ece`` (in %), ``error``, ``abstention_area``, ``error_at_80`` /
+    A dict with ``auroc``, ``ece`` (in %), ``ece_floor`` (in %: the ECE a perfectly calibrated
+    model with these predictions would score on ``split``, see
+    :func:`~jaxpapers.ua_attention.metrics.ece_noise_floor`), ``error``, ``abstention_area``, ``error_at_80`` /
     ``error_at_50`` (error when keeping the 80% / 50% most certain), and arrays
     ``reliability`` (a :class:`~jaxpapers.ua_attention.metrics.ReliabilityDiagram`), ``curve``
     (an :class:`~jaxpapers.ua_attention.metrics.AbstentionCurve`) and ``prediction``.
   """
   check_in(uncertainty, "uncertainty", ("variance", "entropy"))
-  pred, rel, curve, auc, errors = _evaluate_jit(
+  pred, rel, curve, auc, errors, floor = _evaluate_jit(
       key, model, params, jnp.asarray(split.x), jnp.asarray(split.mask), jnp.asarray(split.y),
       num_samples=num_samples, mc_dropout=mc_dropout, num_bins=num_bins,
       uncertainty=uncertainty)
   return {
       "auroc": float(auc),
       "ece": 100.0 * float(rel.ece),
+      "ece_floor": 100.0 * float(floor),
       "error": float(jnp.mean(errors)),
       "abstention_area": float(curve.area),
       "error_at_80": float(metrics_lib.error_at_coverage(curve, 0.8)),
@@ -223,11 +226,13 @@ def evaluate(key: jax.Array, model: RetainModel, params, split: data_lib.EHRArra
                                              "uncertainty"))
 def _evaluate_jit(key, model, params, x, mask, y, *, num_samples, mc_dropout, num_bins,
                   uncertainty):
-  pred = mc_predict(key, model, params, x, mask, num_samples=num_samples, mc_dropout=mc_dropout)
+  k_pred, k_floor = jax.random.split(key)
+  pred = mc_predict(k_pred, model, params, x, mask, num_samples=num_samples, mc_dropout=mc_dropout)
   rel = metrics_lib.reliability_diagram(pred.prob, y, num_bins)
+  floor = metrics_lib.ece_noise_floor(k_floor, pred.prob, num_bins)
   errors = ((pred.prob > 0.5).astype(jnp.int32) != y).astype(jnp.int32)
   curve = metrics_lib.abstention_curve(predictive_uncertainty(pred, uncertainty), errors)
-  return pred, rel, curve, metrics_lib.auroc(pred.prob, y), errors
+  return pred, rel, curve, metrics_lib.auroc(pred.prob, y), errors, floor
 
 
 def attention_recovery(pred, data: data_lib.SyntheticEHR, params, x) -> dict:
@@ -306,6 +311,8 @@ def run_variant(key: jax.Array, config: ml_collections.ConfigDict, variant: str,
                 mc_dropout=config.eval.mc_dropout, num_bins=config.eval.num_bins,
                 uncertainty=config.eval.uncertainty)
   ev.update(best_epoch=fitted.best_epoch, epochs=len(fitted.val_loss),
+            final_val_loss=float(fitted.val_loss[-1]),
+            best_val_loss=float(np.min(fitted.val_loss)),
             train_seconds=fitted.seconds, params=fitted.params, model=model)
   if prepared.synthetic_test is not None:
     ev.update(attention_recovery(ev["prediction"], prepared.synthetic_test, fitted.params,
@@ -313,9 +320,9 @@ def run_variant(key: jax.Array, config: ml_collections.ConfigDict, variant: str,
   return ev
 
 
-SCALAR_KEYS = ("auroc", "ece", "error", "abstention_area", "error_at_80", "error_at_50",
-               "best_epoch", "epochs", "train_seconds", "visit_accuracy", "feature_accuracy",
-               "chance_visit")
+SCALAR_KEYS = ("auroc", "ece", "ece_floor", "error", "abstention_area", "error_at_80",
+               "error_at_50", "best_epoch", "epochs", "final_val_loss", "best_val_loss",
+               "train_seconds", "visit_accuracy", "feature_accuracy", "chance_visit")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
