@@ -15,6 +15,11 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.scale = scale
   c.model = "convlstm_net"
+  # "reduced": model.py's configurable network (the widths below); "paper": the authors' network
+  # as written (paper_network.py: Res3D-18 stem with BatchNorm, two 256-channel ConvLSTM layers,
+  # MobileNet head with ReLU6), whose widths are fixed, scaled by paper_width (1.0: the paper's).
+  c.network = "reduced"
+  c.paper_width = 1.0
   c.variant = "a"
   c.variants = ["convlstm", "a", "b", "c", "d", "new"]
   c.controls = ["order_free", "single_frame"]

@@ -21,6 +21,20 @@ import numpy as np
 from jaxpapers.convlstm_attention import cells
 
 MODELS = ("convlstm_net", "order_free", "single_frame")
+# config.network: "reduced" is this module's network; "paper" the authors' network as written
+# (paper_network.py), which train.init_params / train.network_logits select.
+NETWORKS = ("reduced", "paper")
+
+
+def check_network(config: ml_collections.ConfigDict) -> str:
+  """``config.network`` (``"reduced"`` when absent), after checking it and its compatibility."""
+  network = config.get("network", "reduced")
+  if network not in NETWORKS:
+    raise ValueError(f"config.network must be one of {NETWORKS}, got {network!r}")
+  if network == "paper" and config.model != "convlstm_net":
+    raise ValueError(f"config.network='paper' needs config.model='convlstm_net' (the controls "
+                     f"exist only for the reduced network), got {config.model!r}")
+  return network
 
 
 def _he(key, shape, fan_in, dtype=jnp.float32):
@@ -83,6 +97,9 @@ def init_network(key: jax.Array, config: ml_collections.ConfigDict) -> dict:
   """Parameters of the network described by ``config`` (see ``config.get_config``)."""
   if config.model not in MODELS:
     raise ValueError(f"config.model must be one of {MODELS}, got {config.model!r}")
+  if check_network(config) != "reduced":
+    raise ValueError("config.network is 'paper': use paper_network.init_paper_network "
+                     "(or train.init_params), not model.init_network")
   k_stem, k_l1, k_l2, k_mob, k_out = jax.random.split(key, 5)
   temporal_kernel = 1 if config.model != "convlstm_net" else 3
   params = {"stem": _init_stem(k_stem, config.stem_channels, temporal_kernel, config.residual_stem)}
@@ -125,6 +142,9 @@ def apply_network(params: dict, clips: jax.Array, config: ml_collections.ConfigD
                   return_attention: bool = False):
   """Class logits ``[B, num_classes]`` (and the first layer's attention maps if asked)."""
   _check_clips(clips)
+  if check_network(config) != "reduced":
+    raise ValueError("config.network is 'paper': use paper_network.apply_paper_network "
+                     "(or train.network_logits), not model.apply_network")
   # The reference subtracts a dataset mean; we also divide by a dataset std (config constants), which
   # the small CPU-scale networks need to train in a few hundred steps.
   x = ((clips - config.input_mean) / config.input_std).astype(jnp.dtype(config.dtype))

@@ -15,13 +15,35 @@ import optax
 
 from jaxpapers._src import checkpoint, loop, metrics, prng, validation
 from jaxpapers._src import workdir as workdir_lib
-from jaxpapers.convlstm_attention import data, model
+from jaxpapers.convlstm_attention import data, model, paper_network
 
 
 class TrainState(NamedTuple):
   params: Any
   opt_state: Any
   key: jax.Array
+  bn_state: Any = None  # BatchNorm running statistics (config.network="paper"); None otherwise
+
+
+def init_params(key: jax.Array, config: ml_collections.ConfigDict):
+  """``(params, bn_state)`` of ``config.network``; ``bn_state`` is ``None`` for the reduced one."""
+  if model.check_network(config) == "paper":
+    return paper_network.init_paper_network(key, config.variant, config.num_classes,
+                                            width=config.get("paper_width", 1.0),
+                                            recurrent_kernel=config.recurrent_kernel)
+  return model.init_network(key, config), None
+
+
+def network_logits(params, bn_state, clips: jax.Array, config: ml_collections.ConfigDict, *,
+                   train: bool = False):
+  """``(logits, new_bn_state)`` of ``config.network`` (BatchNorm in train mode iff ``train``)."""
+  if model.check_network(config) == "paper":
+    model._check_clips(clips)
+    x = ((clips - config.input_mean) / config.input_std).astype(jnp.dtype(config.dtype))
+    return paper_network.apply_paper_network(params, bn_state, x, variant=config.variant,
+                                             train=train, padding=config.padding,
+                                             unroll=config.unroll)
+  return model.apply_network(params, clips, config), bn_state
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -55,11 +77,12 @@ def batch_fn(config: ml_collections.ConfigDict, arrays: data.Clips | None = None
   return get
 
 
-def loss_fn(params, batch: data.Clips, config):
-  logits = model.apply_network(params, batch.clips, config)
+def loss_fn(params, batch: data.Clips, config, bn_state=None):
+  """``(loss, (accuracy, new_bn_state))`` on a training batch (BatchNorm in train mode)."""
+  logits, new_bn_state = network_logits(params, bn_state, batch.clips, config, train=True)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels).mean()
   acc = jnp.mean(jnp.argmax(logits, -1) == batch.labels)
-  return loss, acc
+  return loss, (acc, new_bn_state)
 
 
 class FullPassEval(NamedTuple):
@@ -75,8 +98,8 @@ class FullPassEval(NamedTuple):
 
 
 def full_pass_eval(params, clips: jax.Array, labels: jax.Array,
-                   config: ml_collections.ConfigDict, *, batch_size: int | None = None
-                   ) -> FullPassEval:
+                   config: ml_collections.ConfigDict, *, batch_size: int | None = None,
+                   bn_state=None) -> FullPassEval:
   """Evaluates every clip of ``(clips, labels)`` exactly once, in order, in fixed-size batches.
 
   The ``n`` clips are zero-padded to a multiple of ``batch_size`` (default
@@ -91,6 +114,7 @@ def full_pass_eval(params, clips: jax.Array, labels: jax.Array,
     labels: ``(n,)`` integer labels in ``[0, config.num_classes)``.
     config: the model config.
     batch_size: clips per batch.
+    bn_state: BatchNorm running statistics (``config.network="paper"``; eval mode).
 
   Returns:
     A :class:`FullPassEval`.
@@ -120,7 +144,7 @@ def full_pass_eval(params, clips: jax.Array, labels: jax.Array,
 
   def one(batch):
     c, y, v = batch
-    hit = (jnp.argmax(model.apply_network(params, c, config), -1) == y) & v
+    hit = (jnp.argmax(network_logits(params, bn_state, c, config)[0], -1) == y) & v
     return jnp.sum(hit, dtype=jnp.int32), jnp.sum(v, dtype=jnp.int32)
 
   correct, count = jax.lax.map(one, (clips.reshape((num_batches, bs) + clips.shape[1:]),
@@ -134,36 +158,42 @@ def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = No
 
   * ``init(key) -> TrainState``
   * ``step(state, step_index) -> (state, {"loss", "accuracy"})``
-  * ``evaluate(params, key) -> accuracy``: on synthetic data, ``config.eval_size`` fresh clips
-    drawn from ``key``; on loaded ``arrays``, a deterministic full pass over every clip exactly
-    once (:func:`full_pass_eval`; ``key`` is unused).
+  * ``evaluate(params, key, bn_state=None) -> accuracy``: on synthetic data, ``config.eval_size``
+    fresh clips drawn from ``key``; on loaded ``arrays``, a deterministic full pass over every clip
+    exactly once (:func:`full_pass_eval`; ``key`` is unused). ``bn_state``: the paper network's
+    BatchNorm statistics (eval mode).
+
+  ``config.network="paper"`` trains :mod:`paper_network` (``TrainState.bn_state`` carries its
+  BatchNorm statistics, updated by every step); ``"reduced"`` the network of :mod:`model`.
   """
+  model.check_network(config)
   optimizer = make_optimizer(config)
   get_batch = batch_fn(config, arrays)
 
   def init(key):
     k_params, k_data = jax.random.split(key)
-    params = model.init_network(k_params, config)
-    return TrainState(params, optimizer.init(params), k_data)
+    params, bn_state = init_params(k_params, config)
+    return TrainState(params, optimizer.init(params), k_data, bn_state)
 
   def step(state, i):
     batch = get_batch(prng.step_key(state.key, i))
-    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, config)
+    (loss, (acc, bn_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, batch, config, state.bn_state)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    return TrainState(params, opt_state, state.key), {"loss": loss, "accuracy": acc}
+    return TrainState(params, opt_state, state.key, bn_state), {"loss": loss, "accuracy": acc}
 
-  def evaluate(params, key):
+  def evaluate(params, key, bn_state=None):
     if arrays is not None:
       del key
-      res = full_pass_eval(params, arrays.clips, arrays.labels, config)
+      res = full_pass_eval(params, arrays.clips, arrays.labels, config, bn_state=bn_state)
       return res.correct / res.count
     n_batches = max(config.eval_size // config.batch_size, 1)
     keys = jax.random.split(key, n_batches)
 
     def one(k):
       batch = get_batch(k)
-      logits = model.apply_network(params, batch.clips, config)
+      logits, _ = network_logits(params, bn_state, batch.clips, config)
       return jnp.mean(jnp.argmax(logits, -1) == batch.labels)
 
     return jnp.mean(jax.lax.map(one, keys))
@@ -213,18 +243,20 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
   train_seconds = time.perf_counter() - t0
   eval_clips = None
   if eval_arrays is not None:
-    full = jax.jit(jax.vmap(lambda p, c, y: full_pass_eval(p, c, y, config),
-                            in_axes=(0, None, None)))
-    res = full(state.params, jnp.asarray(eval_arrays.clips), jnp.asarray(eval_arrays.labels))
+    full = jax.jit(jax.vmap(lambda p, s, c, y: full_pass_eval(p, c, y, config, bn_state=s),
+                            in_axes=(0, 0, None, None)))
+    res = full(state.params, state.bn_state, jnp.asarray(eval_arrays.clips),
+               jnp.asarray(eval_arrays.labels))
     acc = np.asarray(res.correct) / np.asarray(res.count)
     eval_clips = int(np.asarray(res.count)[0])
   else:
     test_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1_000_003))(seed_keys)
     # The same held-out stream for every model: derived from the seed, not the model.
-    acc = np.asarray(jax.jit(jax.vmap(evaluate))(state.params, test_keys))
+    acc = np.asarray(jax.jit(jax.vmap(evaluate))(state.params, test_keys, state.bn_state))
   params0 = jax.tree.map(lambda p: p[0], state.params)
   result = {
-      "model": config.model, "variant": name, "seeds": list(config.seeds),
+      "model": config.model, "network": model.check_network(config), "variant": name,
+      "seeds": list(config.seeds),
       "test_accuracy": acc.tolist(), "mean_accuracy": float(acc.mean()),
       "cell_params": model.cell_param_count(params0),
       "total_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params0))),
@@ -255,6 +287,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   workdir_lib.prepare(workdir)  # a clear error naming the path before any work
   validation.check_hyperparameters(config)
+  model.check_network(config)
+  for name in config.controls:  # controls exist for the reduced network only: fail before work
+    model.check_network(_variant_config(config, name, name))
   out_path = os.path.join(workdir, "results.json")
   results = {}
   if os.path.exists(out_path):
