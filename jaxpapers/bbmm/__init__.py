@@ -7,18 +7,30 @@ Lanczos quadrature of ``log|K̂|``; a pivoted-Cholesky preconditioner cuts itera
 matrix–matrix products are needed, so exact GPs, SGPR and SKI share the engine. Multi-device
 products follow Wang et al., "Exact Gaussian Processes on a Million Data Points", NeurIPS 2019;
 LOVE variances follow Pleiss et al., ICML 2018. :class:`BBMMMultivariateNormal` puts the BBMM
-likelihood in a NumPyro model, so hyperparameters can be sampled with NUTS.
+likelihood in a NumPyro model, so hyperparameters can be sampled with NUTS. What GPyTorch users
+reach for beyond that: periodic, linear and spectral-mixture kernels (:mod:`.kernels`), fixed and
+heteroscedastic per-point noise (:mod:`.noise`), fantasies (:mod:`.fantasy`) and multitask ICM
+GPs with Kronecker products (:mod:`.multitask`).
 """
 
 from jaxpapers.bbmm import config as config
 from jaxpapers.bbmm import data as data
+from jaxpapers.bbmm import fantasy as fantasy
 from jaxpapers.bbmm import kernels as kernels
+from jaxpapers.bbmm import multitask as multitask
+from jaxpapers.bbmm import noise as noise
 from jaxpapers.bbmm.cg import MBCGResult as MBCGResult
 from jaxpapers.bbmm.cg import cg_tridiagonals as cg_tridiagonals
 from jaxpapers.bbmm.cg import lanczos as lanczos
 from jaxpapers.bbmm.cg import mbcg as mbcg
 from jaxpapers.bbmm.distribution import BBMMMultivariateNormal as BBMMMultivariateNormal
+from jaxpapers.bbmm.fantasy import FantasyUpdate as FantasyUpdate
+from jaxpapers.bbmm.fantasy import condition_on_observations as condition_on_observations
+from jaxpapers.bbmm.fantasy import fantasy_variance as fantasy_variance
 from jaxpapers.bbmm.kernels import KernelParams as KernelParams
+from jaxpapers.bbmm.kernels import LinearParams as LinearParams
+from jaxpapers.bbmm.kernels import PeriodicParams as PeriodicParams
+from jaxpapers.bbmm.kernels import SpectralMixtureParams as SpectralMixtureParams
 from jaxpapers.bbmm.kernels import kernel_matrix as kernel_matrix
 from jaxpapers.bbmm.likelihood import GPYTORCH_DEFAULTS as GPYTORCH_DEFAULTS
 from jaxpapers.bbmm.likelihood import GRAD_ESTIMATORS as GRAD_ESTIMATORS
@@ -33,6 +45,11 @@ from jaxpapers.bbmm.likelihood import cholesky_mll as cholesky_mll
 from jaxpapers.bbmm.likelihood import mll as mll
 from jaxpapers.bbmm.likelihood import report_convergence as report_convergence
 from jaxpapers.bbmm.likelihood import slq_logdet as slq_logdet
+from jaxpapers.bbmm.multitask import MultitaskOperator as MultitaskOperator
+from jaxpapers.bbmm.multitask import TaskCovariance as TaskCovariance
+from jaxpapers.bbmm.noise import DiagonalNoiseOperator as DiagonalNoiseOperator
+from jaxpapers.bbmm.noise import fixed_noise_operator as fixed_noise_operator
+from jaxpapers.bbmm.noise import heteroscedastic_operator as heteroscedastic_operator
 from jaxpapers.bbmm.operators import ExactOperator as ExactOperator
 from jaxpapers.bbmm.operators import GPParams as GPParams
 from jaxpapers.bbmm.operators import SGPROperator as SGPROperator

@@ -498,9 +498,17 @@ def check_converged(info: MLLInfo) -> MLLInfo:
 
 
 def check_inputs(operator, params, x, y, settings=None):
-  """Validates GP data, (operator-specific) kernel parameters and, if given, :class:`Settings`."""
-  ops.check_gp_inputs(params, x, y)
-  if isinstance(operator.kernel, str) or isinstance(operator.kernel, tuple):
-    kernels.check_params(operator.kernel, params.kernel, x.shape[1], "params.kernel")
+  """Validates GP data, (operator-specific) kernel parameters and, if given, :class:`Settings`.
+
+  An operator with its own ``check_inputs(params, x, y)`` method (per-point noise, multitask)
+  validates its data and parameters itself.
+  """
+  custom = getattr(operator, "check_inputs", None)
+  if custom is not None:
+    custom(params, x, y)
+  else:
+    ops.check_gp_inputs(params, x, y)
+    if isinstance(operator.kernel, str) or isinstance(operator.kernel, tuple):
+      kernels.check_params(operator.kernel, params.kernel, x.shape[1], "params.kernel")
   if settings is not None:
     check_settings(settings)

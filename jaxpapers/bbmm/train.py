@@ -70,10 +70,26 @@ def _check_static(settings, num_steps, learning_rate, noise_floor, method):
   validation.check_in(method, "method", _METHODS)
 
 
-def _check_data(operator, params, x, y):
+def _check_operator(operator):
+  """Operators whose parameters the softplus parameterisation cannot hold opt out of ``fit``."""
+  if not getattr(operator, "supports_fit", True):
+    raise ValueError(
+        f"operator: {type(operator).__name__} has parameters without a sign constraint (fit "
+        "optimises every kernel parameter through a softplus); optimise its likelihood "
+        "(bbmm_mll / cholesky_mll) with your own optax loop")
+
+
+def _check_data(operator, params, x, y, noise_floor=None):
   """Shape / rank / structure checks (values only where concrete, so it traces and vmaps)."""
-  ops.check_gp_inputs(params, x, y)
-  kernels.check_params(operator.kernel, params.kernel, x.shape[1], "params.kernel")
+  mll_lib.check_inputs(operator, params, x, y)
+  if noise_floor is not None and validation.is_concrete(params.noise):
+    noise = np.asarray(params.noise, np.float64)
+    if noise.size and not np.all(noise > noise_floor):
+      # fit optimises softplus⁻¹(noise − noise_floor): a noise at or below the floor would start
+      # (and, for fixed per-point noise, stay) at NaN.
+      raise ValueError(f"params.noise must exceed noise_floor={noise_floor:g} everywhere (fit "
+                       f"optimises noise − noise_floor through a softplus), got min "
+                       f"{float(noise.min()):g}; lower noise_floor (e.g. 0 for fixed noise)")
 
 
 def _make_step(operator, settings, opt, method, zero_mean, noise_floor):
@@ -130,12 +146,13 @@ def make_fit(operator, *, num_steps: int, settings: mll_lib.Settings = mll_lib.S
     same key, it returns what :func:`fit` returns (up to floating-point reassociation).
   """
   _check_static(settings, num_steps, learning_rate, noise_floor, method)
+  _check_operator(operator)
   num_steps = int(num_steps)
   opt = optax.adam(learning_rate)
   step_fn = _make_step(operator, settings, opt, method, zero_mean, noise_floor)
 
   def fit_fn(key, params, x, y):
-    _check_data(operator, params, x, y)
+    _check_data(operator, params, x, y, noise_floor)
     raw0 = to_unconstrained(params, noise_floor)
     state = TrainState(raw0, opt.init(raw0), prng.as_key(key))
     steps = jnp.arange(num_steps, dtype=jnp.int32)
@@ -177,9 +194,9 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     residual and iteration count; with ``settings.strict`` a
     :class:`~jaxpapers.bbmm.likelihood.ConvergenceError` is raised instead.
   """
-  ops.check_gp_inputs(params, x, y)
+  _check_operator(operator)
   _check_static(settings, num_steps, learning_rate, noise_floor, method)
-  kernels.check_params(operator.kernel, params.kernel, x.shape[1], "params.kernel")
+  _check_data(operator, params, x, y, noise_floor)
   n = y.shape[0]
   opt = optax.adam(learning_rate)
   raw0 = to_unconstrained(params, noise_floor)
