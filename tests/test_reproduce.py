@@ -201,10 +201,15 @@ def test_sigint_mid_row_leaves_valid_json(tmp_path):
           "--scale=quick", "--only=k_equals_d", f"--results_dir={tmp_path}", "--noprogress"]
   proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
-  deadline = time.time() + 120
-  # wait until the row is running (the plan and the paper header are printed first)
-  while time.time() < deadline and not (tmp_path / "work").exists():
+  # Wait until the row is running (its folder is made after the SIGINT handler is installed).
+  # On a heavily loaded machine start-up alone can take minutes: a signal sent before the handler
+  # exists is lost when the test runner itself ignores SIGINT (a background job), so never send
+  # it early -- wait for the row, however long.
+  row_dir = tmp_path / "work" / "quick" / "volume_sampling" / "k_equals_d"
+  deadline = time.time() + 600
+  while time.time() < deadline and not row_dir.exists() and proc.poll() is None:
     time.sleep(0.2)
+  assert row_dir.exists(), "the row never started"
   time.sleep(2.0)
   proc.send_signal(signal.SIGINT)
   out, err = proc.communicate(timeout=120)
