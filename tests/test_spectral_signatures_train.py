@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxpapers.spectral_signatures import config, models, train
+from jaxpapers.spectral_signatures import attacks, config, data, defense, models, train
 
 
 def test_digits_end_to_end_9_to_4_removes_poisons_and_backdoor(tmp_path):
@@ -27,6 +27,10 @@ def test_digits_end_to_end_9_to_4_removes_poisons_and_backdoor(tmp_path):
   lines = open(os.path.join(tmp_path, "metrics.jsonl")).read().splitlines()
   assert len(lines) == 1 and json.loads(lines[0])["caught"] == row["caught"]
   assert "| 9→4 | 10% | pixel |" in open(os.path.join(tmp_path, "table.md")).read()
+  assert cfg.model == "cnn" and row["layer"] == "fc"
+  # The raw-pixel control is scored with the same removal budget and reported beside it.
+  assert 0 <= row["raw_pixels_caught"] <= row["num_poisons"]
+  assert "raw_pixels caught" in result["table"]
   # Resuming finds the finished run and does not repeat it.
   again = train.train_and_evaluate(cfg, str(tmp_path))
   assert again["rows"][0]["caught"] == row["caught"]
@@ -45,6 +49,54 @@ def test_resnet32_layout_and_representation_layer():
   assert set(feats) == set(models.REPRESENTATION_LAYERS["resnet32"])
   assert feats[models.DEFAULT_LAYER["resnet32"]].shape == (2, 8 * 8 * 64)  # 4096-dim reps
   assert feats["s1u5"].shape == (2, 32 * 32 * 16) and feats["pool"].shape == (2, 64)
+
+
+def test_digits_3_to_8_is_learned_by_the_cnn_but_not_separable_in_raw_pixels():
+  # What makes a pair test a *learned* signature: the conv net learns the attack (attack
+  # success ≥ 80%, the registered row's gate), while the same centred score on the raw pixels,
+  # with the same 1.5·ε·n_y budget, misses most poisons (the 8s' top pixel direction is not the
+  # trigger's). 9→4 is the opposite case: raw pixels separate it, so it tests little (see the
+  # registered row's control column).
+  # (Only the poisoned training; the registered row also retrains.)
+  cfg = config.get_config("smoke")
+  dataset = data.load_digits(cfg.test_fraction, seed=0)
+  k_pois, k_train, _ = jax.random.split(jax.random.fold_in(jax.random.key(0), 0), 3)
+  trig = dict(trigger="pixel", position=tuple(cfg.position), colour=cfg.colour)
+  poisoned = attacks.poison_dataset(k_pois, dataset.train.images, dataset.train.labels, source=3,
+                                    target=8, epsilon=0.1, **trig)
+  model = models.make_model(cfg.model, 10)
+  variables = train.train_classifier(k_train, model, poisoned.images, poisoned.labels,
+                                     **train.train_kwargs(cfg))
+  assert train.attack_success(model, variables, dataset.test, source=3, target=8, **trig) >= 0.8
+  labels, pm = np.asarray(poisoned.labels), np.asarray(poisoned.poison_mask)
+  assert pm.sum() == 13
+  raw = np.asarray(poisoned.images).reshape(labels.size, -1)
+  raw_removed = defense.removal_mask(defense.spectral_scores(raw, labels, 10), labels, 10, 0.1)
+  assert defense.detection_stats(raw_removed, pm).caught < 13 / 2
+  _, reps = train.apply_model(model, variables, poisoned.images, layer="fc")
+  assert reps.shape == (labels.size, 128)
+
+
+def test_small_resnet_layout_parameter_count_and_default_layer():
+  model = models.make_model("resnet8", 10, (8, 16, 32))
+  variables = jax.eval_shape(lambda k: models.init_variables(k, model, (32, 32, 3)),
+                             jax.random.key(0))
+  n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
+  # stem 3·3·3·8 = 216; s1u1: BN 16 + 2 convs 2·576 + BN 16 = 1184; s2u1: BN 16 + 1×1 shortcut
+  # 128 + 1152 + BN 32 + 2304 = 3632; s3u1: 32 + 512 + 4608 + 64 + 9216 = 14432; final BN 64;
+  # head 32·10 + 10 = 330.
+  assert n_params == 216 + 1184 + 3632 + 14432 + 64 + 330
+  (_, feats) = jax.eval_shape(lambda v, x: model.apply(v, x), variables,
+                              jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32))
+  assert set(feats) == {"s1u1", "s2u1", "s3u1", "pool"}
+  # The paper's rule (two units before the end: s3u3 of ResNet-32), clipped for shallow nets.
+  assert models.DEFAULT_LAYER == {"mlp": "hidden1", "cnn": "fc", "resnet8": "s3u1",
+                                  "resnet14": "s3u1", "resnet20": "s3u1", "resnet32": "s3u3"}
+  assert feats["s3u1"].shape == (2, 8 * 8 * 32)
+  with pytest.raises(ValueError, match="filters"):
+    models.make_model("cnn", 10, (8, 16, 32))
+  with pytest.raises(ValueError, match="filters"):
+    models.make_model("resnet20", 10, (8, 16))
 
 
 def test_augment_is_crop_and_flip():
@@ -115,3 +167,23 @@ def test_bad_training_inputs():
     models.make_model("vgg", 10)
   with pytest.raises(ValueError, match="scale"):
     config.get_config("huge")
+
+
+def test_gpu_check_config_is_one_row_of_the_paper_setup():
+  # experiments/gpu_checks.sh runs main.py with default.py:full_one: the paper's ResNet-32 setup
+  # on all of CIFAR-10 (no per-class subset), one (pair, ε, trigger, seed).
+  import importlib.util
+  path = os.path.join(os.path.dirname(__file__), "..", "experiments", "spectral_signatures",
+                      "configs", "default.py")
+  spec = importlib.util.spec_from_file_location("spectral_default_config", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  cfg = mod.get_config("full_one")
+  assert (cfg.dataset, cfg.model, cfg.train_per_class, cfg.test_per_class) == (
+      "cifar10", "resnet32", 0, 0)
+  assert (cfg.train.num_steps, cfg.train.batch_size, cfg.train.augment) == (80_000, 128, True)
+  assert tuple(cfg.train.lr_boundaries) == (0.5, 0.75) and cfg.train.learning_rate == 0.1
+  assert [tuple(p) for p in cfg.pairs] == [(0, 2)] and list(cfg.epsilons) == [0.1]
+  assert list(cfg.triggers) == ["x"] and list(cfg.seeds) == [0]
+  assert (cfg.layer or models.DEFAULT_LAYER[cfg.model]) == "s3u3"
+  assert mod.get_config("cifar_cpu").model == "resnet8"

@@ -96,7 +96,8 @@ def main(argv):
       train.run_pipeline(jax.random.key(0), dataset, cfg, source=9, target=4, epsilon=0.1,
                          trigger="pixel")
       print(f"digits pipeline run, {label}: {time.perf_counter() - t:.2f} s "
-            f"(2 × {cfg.train.num_steps} SGD steps + 4 detectors)")
+            f"(2 × {cfg.train.num_steps} SGD steps of the {cfg.model}, "
+            f"{len(cfg.detectors)} detectors + raw-pixel control)")
 
 
 if __name__ == "__main__":

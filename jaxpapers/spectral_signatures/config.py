@@ -1,9 +1,10 @@
 """Configs for the spectral-signature experiments (Tran, Li & Mądry, NeurIPS 2018).
 
-* ``smoke`` — digits, MLP (scored at ``hidden2``), 9→4 at ε = 10%, single-pixel trigger in the
+* ``smoke`` — digits, small CNN (scored at ``fc``), 9→4 at ε = 10%, single-pixel trigger in the
   bottom-right corner, one seed, spectral score only (seconds).
-* ``cpu`` — digits, MLP, pairs 9→4, 3→8, 1→7 at ε ∈ {5%, 10%}, pixel trigger, seeds 0–2, with
-  the peer detectors (minutes).
+* ``cpu`` — digits, small CNN (scored at ``fc``), pairs 9→4, 3→8, 1→7, 0→6, 5→2 at
+  ε ∈ {5%, 10%}, pixel trigger, seeds 0–2, with the reference-code score and the raw-pixel
+  control (minutes).
 * ``full`` — CIFAR-10, ResNet-32 with the reference training setup (SGD momentum 0.9,
   lr 0.1 → 0.01 → 0.001, weight decay 2e-4, crop + flip, batch 128, 80k steps),
   representations after unit ``s3u3``; pairs × ε ∈ {5%, 10%} × triggers (GPU).
@@ -39,15 +40,23 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.colour = (1.0,)  # one entry per channel (or one for all)
   c.detectors = ["spectral"]  # smoke: the paper's score only (each detector is one compile).
   c.retrain_peers = False
+  c.raw_control = True  # also score the raw pixels (a control: is the signature *learned*?)
   c.train = ml_collections.ConfigDict(dict(
       num_steps=1500, batch_size=64, learning_rate=0.1, lr_boundaries=(0.5, 0.75),
       momentum=0.9, weight_decay=2e-4, augment=False))
   if scale in ("cpu", "full"):
     c.detectors = ["spectral", "spectral_uncentered", "activation_clustering", "spectre"]
+  if scale in ("smoke", "cpu"):
+    # A small conv net scored at its fc layer: the MLP's hidden layer separated the poisons no
+    # better than the raw pixels do, so it did not test a *learned* signature.
+    c.model = "cnn"
   if scale == "cpu":
-    c.pairs = [(9, 4), (3, 8), (1, 7)]
+    # Table 1's protocol on five digit pairs, declared before measuring (9→4, 3→8, 1→7 from the
+    # earlier MLP grid, plus 0→6 and 5→2).
+    c.pairs = [(9, 4), (3, 8), (1, 7), (0, 6), (5, 2)]
     c.epsilons = [0.05, 0.1]
     c.seeds = [0, 1, 2]
+    c.detectors = ["spectral", "spectral_uncentered"]
   elif scale == "full":
     c.dataset = "cifar10"
     c.model = "resnet32"
@@ -65,19 +74,39 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   return c
 
 
+CIFAR_CPU_NOTE = ("ResNet-8 (pre-activation, 1 unit/stage, widths 16/32/64, scored at s3u1), "
+                  "500 train/200 test JPEGs per class, airplane→bird, ε=10% (50 poisons), "
+                  "red 5-pixel X at the bottom-right corner, no augmentation (so the trigger "
+                  "keeps its position), 1500 SGD steps of batch 64 (≈ 19 epochs) per training; "
+                  "≈ 6 min per training (whole pipeline 746 s on 2 busy CPU cores). Measured "
+                  "2026-12-05: attack success 0.14 before removal, i.e. the backdoor is NOT "
+                  "learned at this budget and the row is inconclusive")
+
+
 def get_cifar_cpu_config() -> ml_collections.ConfigDict:
-  """CIFAR-10 at CPU scale: a small CNN on 200 JPEGs per class, airplane→bird, ε = 10%, X trigger,
-  400 SGD steps (about 8 epochs; a CPU budget, far from the paper's 80k-step ResNet-32)."""
+  """CIFAR-10 at CPU scale (see :data:`CIFAR_CPU_NOTE`): a reduced ResNet on a per-class subset,
+  sized so that the backdoor is learned within a CPU budget (far from the paper's 80k-step
+  ResNet-32 on all of CIFAR-10). Augmentation is off: random crops and flips move a corner
+  trigger around (a flip sends it to the other corner), which the paper's 80k steps absorb but a
+  CPU budget does not."""
   c = get_config("cpu")
   c.dataset = "cifar10"
-  c.model = "cnn"
-  c.train_per_class = 200
-  c.test_per_class = 100
+  c.model = "resnet8"
+  c.filters = (16, 32, 64)
+  c.train_per_class = 500
+  c.test_per_class = 200
   c.position = (29, 29)
-  c.colour = (1.0, 1.0, 1.0)
+  # Saturated red rather than white: airplane images are mostly bright sky, on which a white
+  # corner X has little contrast (white X, 1000 steps: attack success 0.12, not learned; red X,
+  # 1500 steps: 0.14, still not learned — the paper trains ~200 epochs, this ~19).
+  c.colour = (1.0, 0.0, 0.0)
   c.pairs = [(0, 2)]
   c.epsilons = [0.1]
   c.triggers = ["x"]
   c.seeds = [0]
-  c.train.num_steps = 400
+  c.detectors = ["spectral", "spectral_uncentered"]
+  c.raw_control = True
+  c.train.num_steps = 1500
+  c.train.batch_size = 64
+  c.train.augment = False
   return c

@@ -7,6 +7,8 @@ name (:data:`REPRESENTATION_LAYERS` lists the names per model).
 * :class:`ResNet32` — the paper's CIFAR-10 network: pre-activation ResNet with 3 stages of
   5 basic units (16, 32, 64 filters). Tran et al. score the output of the unit two before the end,
   i.e. the third unit of the last stage, named ``"s3u3"``.
+  The same class with fewer units per stage and narrower widths gives the CPU-scale ResNets
+  (``resnet8``/``resnet14``/``resnet20``, see :data:`RESNET_UNITS`).
 * :class:`SmallCNN` and :class:`MLP` — CPU-scale models.
 """
 
@@ -19,12 +21,22 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+
+def _resnet_layers(units):
+  return tuple(f"s{s}u{u}" for s in (1, 2, 3) for u in range(1, units + 1)) + ("pool",)
+
+
+# Pre-activation ResNets of depth 6n + 2: n units per stage.
+RESNET_UNITS = {"resnet8": 1, "resnet14": 2, "resnet20": 3, "resnet32": 5}
 REPRESENTATION_LAYERS = {
     "mlp": ("hidden1",),  # one name per hidden layer: hidden1, hidden2, ...
     "cnn": ("conv1", "conv2", "fc"),
-    "resnet32": tuple(f"s{s}u{u}" for s in (1, 2, 3) for u in range(1, 6)) + ("pool",),
+    **{name: _resnet_layers(n) for name, n in RESNET_UNITS.items()},
 }
-DEFAULT_LAYER = {"mlp": "hidden1", "cnn": "fc", "resnet32": "s3u3"}
+# ResNets: the paper's rule for ResNet-32 (the output of the unit two before the end, s3u3),
+# clipped to the first unit of the last stage for shallower nets.
+DEFAULT_LAYER = {"mlp": "hidden1", "cnn": "fc",
+                 **{name: f"s3u{max(n - 2, 1)}" for name, n in RESNET_UNITS.items()}}
 
 
 def _flat(x):
@@ -112,15 +124,21 @@ class ResNet32(nn.Module):
     return nn.Dense(self.num_classes)(h), feats
 
 
-def make_model(name: str, num_classes: int) -> nn.Module:
-  """``"mlp"``, ``"cnn"`` or ``"resnet32"``."""
+def make_model(name: str, num_classes: int, filters: Sequence[int] | None = None) -> nn.Module:
+  """``"mlp"``, ``"cnn"`` or a pre-activation ResNet (``"resnet8"``, ``"resnet14"``,
+  ``"resnet20"``, ``"resnet32"``; ``filters`` = per-stage widths, default (16, 32, 64))."""
+  if name not in REPRESENTATION_LAYERS:
+    raise ValueError(f"model must be one of {sorted(REPRESENTATION_LAYERS)}, got {name!r}")
+  if filters is not None and (name not in RESNET_UNITS or len(filters) != 3
+                              or any(int(f) < 1 for f in filters)):
+    raise ValueError(f"filters must be three positive widths for a ResNet model, got "
+                     f"{filters!r} for model {name!r}")
   if name == "mlp":
     return MLP(num_classes)
   if name == "cnn":
     return SmallCNN(num_classes)
-  if name == "resnet32":
-    return ResNet32(num_classes)
-  raise ValueError(f"model must be one of {sorted(REPRESENTATION_LAYERS)}, got {name!r}")
+  return ResNet32(num_classes, filters=tuple(int(f) for f in (filters or (16, 32, 64))),
+                  units_per_stage=RESNET_UNITS[name])
 
 
 @functools.lru_cache(maxsize=32)

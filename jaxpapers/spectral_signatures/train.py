@@ -288,7 +288,7 @@ def run_pipeline(key: jax.Array, dataset: data_lib.Dataset, cfg: ml_collections.
   poisoned = attacks.poison_dataset(k_pois, dataset.train.images, dataset.train.labels,
                                     source=source, target=target, epsilon=epsilon,
                                     trigger=trigger, position=position, colour=colour)
-  model = models.make_model(cfg.model, dataset.num_classes)
+  model = models.make_model(cfg.model, dataset.num_classes, cfg.get("filters", None))
   layer = cfg.layer or models.DEFAULT_LAYER[cfg.model]
   tcfg = train_kwargs(cfg)
   evaluate = lambda v: (accuracy(model, v, dataset.test.images, dataset.test.labels),
@@ -313,6 +313,14 @@ def run_pipeline(key: jax.Array, dataset: data_lib.Dataset, cfg: ml_collections.
       out.update(num_poisons=stats.num_poisons, removed=stats.removed, caught=stats.caught,
                  poisons_left=stats.num_poisons - stats.caught)
       out["target_class_removed"] = int(np.sum(np.asarray(removed) & (labels == target)))
+  if cfg.get("raw_control", False):
+    # Control: the same centred spectral score on the raw (flattened) pixels of the poisoned
+    # set. If it catches the poisons as well as the learned representation does, the row does
+    # not test a *learned* signature.
+    raw = np.asarray(poisoned.images, np.float32).reshape(labels.size, -1)
+    removed = defense.removal_mask(defense.spectral_scores(raw, labels, dataset.num_classes),
+                                   labels, dataset.num_classes, epsilon)
+    out["raw_pixels_caught"] = defense.detection_stats(removed, poison_mask).caught
   to_retrain = [d for d in cfg.detectors if d == "spectral" or cfg.retrain_peers]
   for name in to_retrain:
     keep = ~removed_by[name]
@@ -360,7 +368,7 @@ def run_grid(cfg: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
 
 def format_table(rows: list[dict]) -> str:
   """Markdown table in the layout of the paper's Table 1 (plus peers' catches)."""
-  peers = [d for d in DETECTORS[1:] if rows and f"{d}_caught" in rows[0]]
+  peers = [d for d in (*DETECTORS[1:], "raw_pixels") if rows and f"{d}_caught" in rows[0]]
   head = ("| pair | ε | trigger | seed | nat 1 | pois 1 | # poisons | removed | caught | left "
           "| nat 2 | pois 2 |" + "".join(f" {p} caught |" for p in peers))
   lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -383,7 +391,7 @@ def summarize(rows: list[dict]) -> dict:
   out = {"runs": len(rows), "nat1": mean("nat1"), "pois1": mean("pois1"), "nat2": mean("nat2"),
          "pois2": mean("pois2"), "caught_fraction": caught / max(total, 1),
          "runs_all_caught": int(sum(r["poisons_left"] == 0 for r in rows))}
-  for d in DETECTORS[1:]:
+  for d in (*DETECTORS[1:], "raw_pixels"):
     if f"{d}_caught" in rows[0]:
       out[f"{d}_caught_fraction"] = sum(r[f"{d}_caught"] for r in rows) / max(total, 1)
   return out
