@@ -30,3 +30,26 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
   """Writes ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``."""
   write_text_atomic(path, json.dumps(obj, indent=1, default=str))
+
+
+def read_json_for_config(path: str | os.PathLike, config_hash: str) -> dict | None:
+  """The JSON record a long run cached at ``path`` for the configuration ``config_hash``.
+
+  Returns ``None`` when there is no file. A record holds its ``"config_hash"``; one written for
+  another configuration is refused, never reused.
+
+  Raises:
+    ValueError: the record at ``path`` is unreadable or belongs to another configuration.
+  """
+  path = pathlib.Path(path)
+  if not path.exists():
+    return None
+  try:
+    record = json.loads(path.read_text(encoding="utf-8"))
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"{path}: not a readable record ({e}); move it away to start afresh") from e
+  if not isinstance(record, dict) or record.get("config_hash") != config_hash:
+    found = record.get("config_hash") if isinstance(record, dict) else None
+    raise ValueError(f"{path} holds results of another configuration (hash {found} != "
+                     f"{config_hash}); use another workdir")
+  return record

@@ -16,7 +16,6 @@ while it trains, so an interrupted study resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 
@@ -26,7 +25,7 @@ import ml_collections
 from jaxpapers._src import checkpoint
 from jaxpapers._src import stats as stats_lib
 from jaxpapers._src import workdir as workdir_lib
-from jaxpapers._src.fileio import write_json_atomic
+from jaxpapers._src.fileio import read_json_for_config, write_json_atomic
 from jaxpapers.defogger import loop
 from jaxpapers.defogger import thresholds as thresholds_lib
 from jaxpapers.defogger.baselines import baseline_predictions, map_statistics
@@ -86,14 +85,9 @@ def run_seed(config: ml_collections.ConfigDict, seed: int, workdir: str, *,
   workdir_lib.prepare(workdir)
   digest = _study_hash(config, models, conditions)
   path = os.path.join(workdir, f"seed{int(seed)}.json")
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      cached = json.load(f)
-    if cached.get("config_hash") != digest:
-      raise ValueError(f"{path} holds a study of another configuration (hash "
-                       f"{cached.get('config_hash')} != {digest}); use another workdir")
-    if cached.get("complete"):
-      return cached
+  cached = read_json_for_config(path, digest)
+  if cached is not None and cached.get("complete"):
+    return cached
   key = jax.random.key(int(seed))
   n_tr, n_va, n_te = config.train_games, config.val_games, config.test_games
   data = build_dataset(jax.random.fold_in(key, 0), n_tr + n_va + n_te, config)

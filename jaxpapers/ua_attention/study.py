@@ -9,7 +9,6 @@ configuration's hash: a folder holding another configuration is refused.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from jaxpapers._src import checkpoint
 from jaxpapers._src import workdir as workdir_lib
-from jaxpapers._src.fileio import write_json_atomic
+from jaxpapers._src.fileio import read_json_for_config, write_json_atomic
 from jaxpapers._src.prng import as_key
 from jaxpapers._src.stats import mean_interval
 from jaxpapers.ua_attention import train as train_lib
@@ -49,12 +48,8 @@ def run_seed(config: ml_collections.ConfigDict, seed: int, workdir: str, *,
   digest = study_hash(config)
   path = os.path.join(workdir, f"seed{int(seed)}.json")
   out = {"seed": int(seed), "config_hash": digest, "complete": False, "variants": {}}
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      cached = json.load(f)
-    if cached.get("config_hash") != digest:
-      raise ValueError(f"{path} holds results of another configuration (hash "
-                       f"{cached.get('config_hash')} != {digest}); use another workdir")
+  cached = read_json_for_config(path, digest)
+  if cached is not None:
     if cached.get("complete"):
       return cached
     out = cached
