@@ -28,7 +28,10 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.padding = "SAME"
   c.unroll = 1  # lax.scan unroll over time (the CPU configs unroll: see cells.run_cell)
   c.dtype = "float32"
-  c.dataset = "synthetic"  # or "jester" / "isogd" with data_dir
+  # "synthetic" (one actor), "synthetic_cued" (two actors, a cue in the first cue_frames frames
+  # marks the one whose gesture is the class: data.cued_clip), or "jester" / "isogd" (data_dir).
+  c.dataset = "synthetic"
+  c.cue_frames = 2
   c.data_dir = ""
   c.num_classes = 10
   c.clutter = True

@@ -142,6 +142,92 @@ def synthetic_batch(key: jax.Array, batch_size: int, *, num_frames: int = 16, si
   return Clips(clips, labels)
 
 
+# ----------------------------------------------------------------------------- cued two-actor set
+
+
+def _ring(x, y, radius, size, width=1.0):
+  grid = jnp.arange(size, dtype=jnp.float32) + 0.5
+  gy, gx = jnp.meshgrid(grid, grid, indexing="ij")
+  r = jnp.sqrt((gx - x) ** 2 + (gy - y) ** 2)
+  # full brightness within width − 0.5 of the radius, a half-pixel soft edge
+  return jnp.clip((width - jnp.abs(r - radius)) / 0.5, 0.0, 1.0)
+
+
+def cued_clip_parts(key: jax.Array, label, *, num_frames: int = 16, size: int = 32,
+                    cue_frames: int = 2, clutter: bool = True, noise: float = 0.05):
+  """:func:`cued_clip` plus its hidden variables: ``(clip, side, other_label)``.
+
+  ``side`` is 0 when the cued (target) actor is in the left half, 1 in the right half;
+  ``other_label`` is the class the uncued actor performs (never ``label``).
+  """
+  _check_clip_shape(num_frames, size)
+  if not isinstance(cue_frames, (int, np.integer)) or not 1 <= cue_frames < num_frames:
+    raise ValueError(f"cue_frames must be an int in [1, num_frames), got {cue_frames!r}")
+  if not isinstance(label, jax.core.Tracer):
+    lab = np.asarray(label)
+    if lab.ndim or lab.dtype.kind not in "iu" or not 0 <= int(lab) < len(CLASSES):
+      raise ValueError(f"label must be an int in [0, {len(CLASSES)}), got {label!r}")
+  k_side, k_t, k_o, k_other, k_col, k_bg, k_noise = jax.random.split(key, 7)
+  other = (label + jax.random.randint(k_other, (), 1, len(CLASSES))) % len(CLASSES)
+  side = jax.random.bernoulli(k_side).astype(jnp.int32)
+  half = size / 2
+
+  def actor(k, lab, box_left):
+    # the single-actor trajectory in a half-width box, vertically centred
+    x, y, scale, angle = _trajectory(k, lab, num_frames, half)
+    return x + box_left, y + size / 4, scale, angle
+
+  target = actor(k_t, label, side * half)
+  distract = actor(k_o, other, (1 - side) * half)
+  render = jax.vmap(lambda a, b, c, d: _render_sprite(a, b, c, d, size))
+  sprites = jnp.maximum(render(*target), render(*distract))
+  colour = jax.random.uniform(k_col, (3,), minval=0.5, maxval=0.85)  # both actors alike
+  frames = jnp.zeros((num_frames, size, size, 3))
+  if clutter:
+    coarse = jax.random.uniform(k_bg, (size // 8 + 1, size // 8 + 1, 3), maxval=0.35)
+    frames = frames + jax.image.resize(coarse, (size, size, 3), "linear")[None]
+  frames = frames * (1 - sprites[..., None]) + sprites[..., None] * colour
+  # The cue: a white ring around the target's first position, shown only in the first frames.
+  ring = _ring(target[0][0], target[1][0], 0.3 * half, size)
+  shown = (jnp.arange(num_frames) < cue_frames).astype(frames.dtype)[:, None, None, None]
+  frames = frames * (1 - shown * ring[..., None]) + shown * ring[..., None]
+  frames = frames + noise * jax.random.normal(k_noise, frames.shape)
+  return jnp.clip(frames, 0.0, 1.0), side, other
+
+
+def cued_clip(key: jax.Array, label, *, num_frames: int = 16, size: int = 32,
+              cue_frames: int = 2, clutter: bool = True, noise: float = 0.05) -> jax.Array:
+  """A two-actor clip ``[T, size, size, 3]`` whose class is the *cued* actor's gesture.
+
+  Two look-alike actors, one in each half of the frame, perform different gestures (the uncued one
+  a uniformly drawn other class). A white ring around one of them in the first ``cue_frames``
+  frames marks the target; afterwards nothing distinguishes them. The class is therefore defined
+  by *where* the cue was: a model has to keep a location-specific memory from the first frames
+  and integrate the motion there, which gates without spatial convolutions (variant (a): one gate
+  value per channel for the whole frame) cannot do by construction, while the single-actor set
+  loses nothing to them.
+  """
+  return cued_clip_parts(key, label, num_frames=num_frames, size=size, cue_frames=cue_frames,
+                         clutter=clutter, noise=noise)[0]
+
+
+def cued_batch(key: jax.Array, batch_size: int, *, num_frames: int = 16, size: int = 32,
+               num_classes: int = len(CLASSES), cue_frames: int = 2,
+               clutter: bool = True) -> Clips:
+  """A batch of :func:`cued_clip` clips with uniformly drawn labels in ``[0, num_classes)``."""
+  if not 2 <= num_classes <= len(CLASSES):
+    raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
+  if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+  _check_clip_shape(num_frames, size)
+  k_lab, k_clip = jax.random.split(key)
+  labels = jax.random.randint(k_lab, (batch_size,), 0, num_classes)
+  keys = jax.random.split(k_clip, batch_size)
+  clips = jax.vmap(lambda k, lab: cued_clip(k, lab, num_frames=num_frames, size=size,
+                                            cue_frames=cue_frames, clutter=clutter))(keys, labels)
+  return Clips(clips, labels)
+
+
 # ----------------------------------------------------------------------------- frame sampling
 
 

@@ -65,6 +65,11 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
 def batch_fn(config: ml_collections.ConfigDict, arrays: data.Clips | None = None):
   """``get_batch(key) -> Clips``: synthetic clips, or random draws from loaded ``arrays``."""
+  if arrays is None and config.dataset == "synthetic_cued":
+    return lambda key: data.cued_batch(
+        key, config.batch_size, num_frames=config.num_frames, size=config.size,
+        num_classes=config.num_classes, cue_frames=config.get("cue_frames", 2),
+        clutter=config.clutter)
   if arrays is None:
     return lambda key: data.synthetic_batch(
         key, config.batch_size, num_frames=config.num_frames, size=config.size,
@@ -305,8 +310,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                              size=config.size)
     eval_arrays = data.load_isogd(config.data_dir, "valid_list.txt", num_frames=config.num_frames,
                                   size=config.size)
-  elif config.dataset != "synthetic":
-    raise ValueError(f"config.dataset must be synthetic, jester or isogd, got {config.dataset!r}")
+  elif config.dataset not in ("synthetic", "synthetic_cued"):
+    raise ValueError("config.dataset must be synthetic, synthetic_cued, jester or isogd, got "
+                     f"{config.dataset!r}")
   todo = [("convlstm_net", v) for v in config.variants] + [(m, m) for m in config.controls]
   for model_name, variant in todo:
     if variant in results:
