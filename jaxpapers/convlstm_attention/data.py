@@ -203,9 +203,10 @@ def cued_clip(key: jax.Array, label, *, num_frames: int = 16, size: int = 32,
   a uniformly drawn other class). A white ring around one of them in the first ``cue_frames``
   frames marks the target; afterwards nothing distinguishes them. The class is therefore defined
   by *where* the cue was: a model has to keep a location-specific memory from the first frames
-  and integrate the motion there, which gates without spatial convolutions (variant (a): one gate
-  value per channel for the whole frame) cannot do by construction, while the single-actor set
-  loses nothing to them.
+  and integrate the motion there. Gates without spatial convolutions (variant (a): one gate value
+  per channel for the whole frame) cannot select a location through the gates, while the
+  single-actor set loses nothing to them; (a) keeps a spatially varying input path, so whether
+  it is at a disadvantage here is an empirical question.
   """
   return cued_clip_parts(key, label, num_frames=num_frames, size=size, cue_frames=cue_frames,
                          clutter=clutter, noise=noise)[0]
