@@ -34,7 +34,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpapers._src import validation
 from jaxpapers.bbmm import kernels
 from jaxpapers.bbmm import operators as ops
 
@@ -82,21 +81,7 @@ class DiagonalNoiseOperator:
 
   def check_inputs(self, params: ops.GPParams, x, y=None) -> None:
     """Data and kernel checks, with ``params.noise`` an ``(n,)`` vector of finite variances > 0."""
-    if not isinstance(params, ops.GPParams):
-      raise TypeError(f"params must be a GPParams, got {type(params).__name__}")
-    validation.check_array(params.noise, "params.noise", ndim=1, dtype_kind="f")
-    # The shared checks with the per-point noise swapped for a placeholder scalar.
-    ops.check_gp_inputs(params._replace(noise=jnp.ones((), params.noise.dtype)), x, y)
-    if params.noise.shape[0] != x.shape[0]:
-      raise ValueError(f"params.noise must have shape ({x.shape[0]},) (one noise variance per "
-                       f"training point), got {params.noise.shape}")
-    if validation.is_concrete(params.noise):
-      arr = np.asarray(params.noise)
-      bad = ~(np.isfinite(arr) & (arr > 0))
-      if np.any(bad):
-        raise ValueError(f"params.noise must be finite and > 0 at every point, got "
-                         f"{int(np.sum(bad))} bad entries (first: index {int(np.argmax(bad))}, "
-                         f"value {arr[np.argmax(bad)]})")
+    ops.check_gp_inputs(params, x, y, per_point_noise=True)
     kernels.check_params(self.kernel, params.kernel, x.shape[1], "params.kernel")
 
   def prepare(self, params: ops.GPParams, x: jax.Array) -> DiagonalNoiseState:

@@ -425,8 +425,13 @@ class SKIOperator:
     return wmat @ kuu @ wmat.T + state.noise * jnp.eye(wmat.shape[0], dtype=wmat.dtype)
 
 
-def check_gp_inputs(params: GPParams, x, y=None, *, name_x: str = "x", name_y: str = "y"):
-  """Validates GP hyperparameters and data (shapes, dtypes, NaNs, positivity) before any work."""
+def check_gp_inputs(params: GPParams, x, y=None, *, name_x: str = "x", name_y: str = "y",
+                    per_point_noise: bool = False):
+  """Validates GP hyperparameters and data (shapes, dtypes, NaNs, positivity) before any work.
+
+  ``per_point_noise``: ``params.noise`` is an ``(n,)`` vector of variances (one per row of
+  ``x``) instead of a scalar.
+  """
   if not isinstance(params, GPParams):
     raise TypeError(f"params must be a GPParams, got {type(params).__name__}")
   validation.check_array(x, name_x, ndim=2, dtype_kind="f", finite=True)
@@ -436,11 +441,20 @@ def check_gp_inputs(params: GPParams, x, y=None, *, name_x: str = "x", name_y: s
     validation.check_array(y, name_y, ndim=1, dtype_kind="f", finite=True)
     if y.shape[0] != x.shape[0]:
       raise ValueError(f"{name_y} has {y.shape[0]} entries but {name_x} has {x.shape[0]} rows")
-  validation.check_array(params.noise, "params.noise", ndim=0, dtype_kind="f")
+  validation.check_array(params.noise, "params.noise", ndim=1 if per_point_noise else 0,
+                         dtype_kind="f")
+  if per_point_noise and params.noise.shape[0] != x.shape[0]:
+    raise ValueError(f"params.noise must have shape ({x.shape[0]},) (one noise variance per "
+                     f"training point), got {params.noise.shape}")
   if validation.is_concrete(params.noise):
-    noise = float(np.asarray(params.noise))
-    if not (np.isfinite(noise) and noise > 0):
-      raise ValueError(f"params.noise must be finite and > 0, got {noise}")
+    arr = np.asarray(params.noise)
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if np.any(bad) and arr.ndim:
+      i = int(np.argmax(bad))
+      raise ValueError(f"params.noise must be finite and > 0 at every point, got "
+                       f"{int(np.sum(bad))} bad entries (first: index {i}, value {arr[i]})")
+    if np.any(bad):
+      raise ValueError(f"params.noise must be finite and > 0, got {float(arr)}")
   validation.check_array(params.mean, "params.mean", ndim=0, dtype_kind="f", finite=True)
   if params.inducing is not None:
     validation.check_array(params.inducing, "params.inducing", ndim=2, dtype_kind="f", finite=True)

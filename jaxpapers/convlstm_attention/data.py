@@ -125,15 +125,19 @@ def _check_clip_shape(num_frames, size):
       raise ValueError(f"{name} must be a positive int, got {v!r}")
 
 
-def synthetic_batch(key: jax.Array, batch_size: int, *, num_frames: int = 16, size: int = 32,
-                    num_classes: int = len(CLASSES), clutter: bool = True,
-                    distractor: bool = True) -> Clips:
-  """A batch of synthetic clips with uniformly drawn labels (vmapped :func:`synthetic_clip`)."""
+def _check_batch_args(batch_size, num_frames, size, num_classes):
   if not 2 <= num_classes <= len(CLASSES):
     raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
   if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
     raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
   _check_clip_shape(num_frames, size)
+
+
+def synthetic_batch(key: jax.Array, batch_size: int, *, num_frames: int = 16, size: int = 32,
+                    num_classes: int = len(CLASSES), clutter: bool = True,
+                    distractor: bool = True) -> Clips:
+  """A batch of synthetic clips with uniformly drawn labels (vmapped :func:`synthetic_clip`)."""
+  _check_batch_args(batch_size, num_frames, size, num_classes)
   k_lab, k_clip = jax.random.split(key)
   labels = jax.random.randint(k_lab, (batch_size,), 0, num_classes)
   keys = jax.random.split(k_clip, batch_size)
@@ -216,11 +220,7 @@ def cued_batch(key: jax.Array, batch_size: int, *, num_frames: int = 16, size: i
                num_classes: int = len(CLASSES), cue_frames: int = 2,
                clutter: bool = True) -> Clips:
   """A batch of :func:`cued_clip` clips with uniformly drawn labels in ``[0, num_classes)``."""
-  if not 2 <= num_classes <= len(CLASSES):
-    raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
-  if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-    raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-  _check_clip_shape(num_frames, size)
+  _check_batch_args(batch_size, num_frames, size, num_classes)
   k_lab, k_clip = jax.random.split(key)
   labels = jax.random.randint(k_lab, (batch_size,), 0, num_classes)
   keys = jax.random.split(k_clip, batch_size)
