@@ -116,7 +116,8 @@ def test_settings_method_and_training_arguments(gp):
 def test_predictions_reject_bad_test_inputs(gp):
   x, y, p, op = gp
   cache = predict.prediction_cache(op, p, x, y, love_rank=4)
-  for fn in (predict.predictive_mean, predict.love_variance, predict.exact_variance):
+  for fn in (predict.predictive_mean, predict.love_variance, predict.exact_variance,
+             predict.predictive_variance):
     with pytest.raises(ValueError, match="x_star contains NaN"):
       fn(op, cache, x.at[0, 0].set(NAN))
     with pytest.raises(ValueError, match="x_star must have 2 columns"):

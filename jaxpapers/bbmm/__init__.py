@@ -60,6 +60,7 @@ from jaxpapers.bbmm.operators import toeplitz_matmul as toeplitz_matmul
 from jaxpapers.bbmm.precond import Preconditioner as Preconditioner
 from jaxpapers.bbmm.precond import make_preconditioner as make_preconditioner
 from jaxpapers.bbmm.precond import pivoted_cholesky as pivoted_cholesky
+from jaxpapers.bbmm.predict import LoveCache as LoveCache
 from jaxpapers.bbmm.predict import PredictionCache as PredictionCache
 from jaxpapers.bbmm.predict import cg_solve as cg_solve
 from jaxpapers.bbmm.predict import cholesky_predict as cholesky_predict
@@ -67,6 +68,7 @@ from jaxpapers.bbmm.predict import exact_variance as exact_variance
 from jaxpapers.bbmm.predict import love_variance as love_variance
 from jaxpapers.bbmm.predict import prediction_cache as prediction_cache
 from jaxpapers.bbmm.predict import predictive_mean as predictive_mean
+from jaxpapers.bbmm.predict import predictive_variance as predictive_variance
 from jaxpapers.bbmm.train import fit as fit
 from jaxpapers.bbmm.train import make_fit as make_fit
 from jaxpapers.bbmm.train import train_and_evaluate as train_and_evaluate

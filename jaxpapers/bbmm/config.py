@@ -45,8 +45,10 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.ski_grid_size = 64
   c.ski_max_dim = 3
   c.love_rank = 50
-  # Test variances: "cg" (exact up to tolerance 1e-3) or "love" (rank love_rank). On elevators
-  # rank-50 LOVE overestimated variances (test NLL 0.52 vs 0.40 exact), so CG is the default.
+  # Test variances: "cg" (exact up to tolerance 1e-3) or "love" (preconditioned LOVE with
+  # love_rank Lanczos steps, used only where its error measured at training inputs is ≤ 1 %, else
+  # CG: predict.predictive_variance). Plain rank-50 LOVE overestimated elevators' variances (test
+  # NLL 0.52 vs 0.40 exact); CG stays the default.
   c.variance = "cg"
   c.settings = ml_collections.ConfigDict(Settings()._asdict())
   if scale == "smoke":

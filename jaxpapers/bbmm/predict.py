@@ -7,8 +7,22 @@ Predictive Distributions for Gaussian Processes" (LOVE), ICML 2018:
     μ(x*) = m + K(x*, X) K̂⁻¹ r,
     σ²(x*) = k(x*, x*) − K(x*, X) K̂⁻¹ K(X, x*).
 
-LOVE runs ``k`` Lanczos steps on ``K̂`` (``K̂ Q ≈ Q T``), so ``K̂⁻¹ ≈ Q T⁻¹ Qᵀ = R Rᵀ`` with
-``R = Q L_T^{-ᵀ}``; a variance then costs one cross-kernel product with the ``(n, k)`` cache ``R``.
+LOVE caches a factorisation of ``K̂⁻¹`` so that a variance costs one cross-kernel product with
+thin ``(n, ·)`` matrices instead of a CG solve. Pleiss et al. run ``m`` Lanczos steps on ``K̂``
+(``K̂⁻¹ ≈ Q T⁻¹ Qᵀ``); that projection drops every direction outside the Krylov space, which
+cancels badly in ``k** − k*ᵀ K̂⁻¹ k*`` when σ² is small (n = 1,500, m = 100: variances 11 % off at
+σ² = 0.1, 140 % at 0.01, 1,000 % at 0.001). Here the Lanczos steps run on the preconditioned
+``A = S K̂ S``, ``S = P̂^{-½}`` (the pivoted-Cholesky preconditioner, ``P̂ ≤ K̂``, so ``A ≥ I``):
+
+    K̂⁻¹ = S A⁻¹ S ≈ S (I + Q (T⁻¹ − I) Qᵀ) S,
+
+exact on the Krylov space and equal to ``P̂⁻¹`` on its complement (where ``A ≈ I`` when the
+preconditioner is good). Same data (inputs on [0, 1]⁴, RBF ℓ = 0.5, n = 1,500, rank-1000
+preconditioner, m = 50): variances within 2e-6 of exact at σ² ∈ {0.1, 0.01, 0.001}. Where the
+preconditioner leaves much of the spectrum (n = 5,000 points in 8 dimensions) it is as poor as
+plain LOVE, so every cache measures its own error: LOVE against CG variances at ``love_checks``
+training inputs (the hardest points: the smallest variances), and :func:`predictive_variance`
+uses LOVE only when that error is below ``love_tol``, else CG.
 """
 
 from __future__ import annotations
@@ -19,11 +33,13 @@ from typing import NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpapers._src import validation
 from jaxpapers.bbmm import cg as cg_lib
 from jaxpapers.bbmm import likelihood as mll_lib
 from jaxpapers.bbmm import operators as ops
+from jaxpapers.bbmm import precond as precond_lib
 
 
 class PredictionCache(NamedTuple):
@@ -34,15 +50,37 @@ class PredictionCache(NamedTuple):
     mean_const: the constant mean (0 for zero-mean models).
     solve: ``K̂⁻¹ r`` (tolerance ``settings.eval_cg_tol``; differentiable w.r.t. the
       hyperparameters, inputs and targets by implicit differentiation, see :func:`cg_solve`).
-    love: ``(n, k)`` LOVE factor ``R`` with ``K̂⁻¹ ≈ R Rᵀ``, or ``None``.
+    love: a :class:`LoveCache`, or ``None``.
     converged: whether the mean solve reached its tolerance with a finite solution.
   """
 
   state: object
   mean_const: jax.Array
   solve: jax.Array
-  love: jax.Array | None
+  love: LoveCache | None
   converged: jax.Array
+
+
+class LoveCache(NamedTuple):
+  """Preconditioned LOVE: ``K̂⁻¹ ≈ S (I + Q (T⁻¹ − I) Qᵀ) S`` with ``S = P̂^{-½}``.
+
+  Attributes:
+    basis: ``(n, k)`` orthonormal ``U`` with ``P̂ = U diag(s²) Uᵀ + σ² I``.
+    spectrum: ``(k,)`` the ``s²``.
+    noise: the preconditioner's ``σ²`` (scalar).
+    lanczos: ``(n, m)`` orthonormal Lanczos basis ``Q`` of ``A = S K̂ S``.
+    correction: ``(m, m)`` ``T⁻¹ − I``.
+    error: mean relative error of LOVE's variances against CG variances at the check points.
+    error_max: the largest such error.
+  """
+
+  basis: jax.Array
+  spectrum: jax.Array
+  noise: jax.Array
+  lanczos: jax.Array
+  correction: jax.Array
+  error: jax.Array
+  error_max: jax.Array
 
 
 def _pre(operator, state, settings, n):
@@ -93,16 +131,65 @@ def _check_x_star(cache: PredictionCache, x_star) -> None:
     raise ValueError(f"x_star must have {d} columns like the training inputs, got {x_star.shape}")
 
 
-def love_factor(operator, state, v0: jax.Array, rank: int) -> jax.Array:
-  """LOVE cache ``R`` (``(n, rank)``) from ``rank`` Lanczos steps on ``K̂`` started at ``v0``."""
-  q, t = cg_lib.lanczos(lambda v: operator.matmul(state, v), v0, rank)
-  lt = jnp.linalg.cholesky(t)
-  return jax.scipy.linalg.solve_triangular(lt, q.T, lower=True).T
+def _sqrt_inv_pre(u, s2, noise, v):
+  """``P̂^{-½} v`` for ``P̂ = U diag(s²) Uᵀ + σ² I`` (complement projected twice)."""
+  c = u.T @ v
+  w = v - u @ c
+  w = w - u @ (u.T @ w)
+  return w / jnp.sqrt(noise) + u @ (c / jnp.sqrt(s2 + noise)[:, None])
+
+
+def _love_quad(love: LoveCache, kx):
+  """``k*ᵀ K̂⁻¹ k*`` per column of ``kx`` (``(n, b)`` cross-covariances) under the LOVE cache."""
+  u, s2, noise = love.basis, love.spectrum, love.noise
+  c = u.T @ kx
+  res = kx - u @ c
+  res = res - u @ (u.T @ res)
+  # ||P̂^{-½} k*||² without forming ||k*||²/σ² − ... (no cancellation), then the Krylov part.
+  quad = jnp.sum(res * res, 0) / noise + jnp.sum(c * c / (s2 + noise)[:, None], 0)
+  w = res / jnp.sqrt(noise) + u @ (c / jnp.sqrt(s2 + noise)[:, None])
+  qw = love.lanczos.T @ w
+  return quad + jnp.sum(qw * (love.correction @ qw), 0)
+
+
+def love_factor(operator, state, v0: jax.Array, rank: int, precond_rank: int
+                ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+  """Preconditioned LOVE factors ``(U, s², σ², Q, T⁻¹ − I)`` (see :class:`LoveCache`).
+
+  Args:
+    operator: an operator from :mod:`jaxpapers.bbmm.operators`.
+    state: its state.
+    v0: ``(n,)`` start vector (in ``x`` space; the Lanczos run starts at ``P̂^{-½} v0``).
+    rank: Lanczos steps ``m`` on ``A = P̂^{-½} K̂ P̂^{-½}``.
+    precond_rank: pivoted-Cholesky rank ``k`` of ``P̂`` (orthogonal form, no gradient).
+  """
+  st = jax.lax.stop_gradient(state)
+  lmat, _ = precond_lib.pivoted_cholesky(operator.kernel_diag(st),
+                                         lambda i: operator.kernel_row(st, i), precond_rank)
+  pre = precond_lib.make_preconditioner(lmat, st.noise, orthogonal=True)
+  if pre.spectrum is None:  # rank 0: P̂ = σ² I
+    u = jnp.zeros((v0.shape[0], 0), v0.dtype)
+    s2 = jnp.zeros((0,), v0.dtype)
+  else:
+    u, s2 = pre.woodbury, pre.spectrum
+  noise = pre.noise
+  sq = functools.partial(_sqrt_inv_pre, u, s2, noise)
+  q, t = cg_lib.lanczos(lambda v: sq(operator.matmul(st, sq(v))), sq(v0[:, None])[:, 0], rank)
+  correction = jnp.linalg.inv(t) - jnp.eye(t.shape[0], dtype=t.dtype)
+  return u, s2, noise, q, correction
+
+
+def _check_points(n: int, count: int) -> np.ndarray:
+  """``count`` training indices spread evenly over ``0 … n − 1`` (deterministic)."""
+  return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(np.int64))
+
+
+LOVE_CHECK_TOL = {4: 1e-5, 8: 1e-9}  # CG tolerance of the check-point variances, by itemsize
 
 
 def prediction_cache(operator, params: ops.GPParams, x, y, settings: mll_lib.Settings =
-                     mll_lib.Settings(), *, love_rank: int = 0, zero_mean: bool = False
-                     ) -> PredictionCache:
+                     mll_lib.Settings(), *, love_rank: int = 0, love_checks: int = 32,
+                     zero_mean: bool = False) -> PredictionCache:
   """Solves ``K̂ u = r`` at the evaluation tolerance and (optionally) builds the LOVE cache.
 
   Args:
@@ -110,20 +197,28 @@ def prediction_cache(operator, params: ops.GPParams, x, y, settings: mll_lib.Set
     params: GP hyperparameters.
     x: ``(n, d)`` training inputs.
     y: ``(n,)`` training targets.
-    settings: BBMM settings (``eval_cg_tol``, ``max_cg_iters``, ``precond_rank``).
-    love_rank: Lanczos steps for LOVE (0: no cache). The Lanczos start vector is ``r``.
+    settings: BBMM settings (``eval_cg_tol``, ``max_cg_iters``, ``precond_rank``; LOVE's
+      preconditioner has rank ``min(precond_rank, n)``).
+    love_rank: Lanczos steps ``m`` of the preconditioned LOVE cache (0: no cache). The Lanczos
+      run starts at ``P̂^{-½} r`` (``r = y − mean``).
+    love_checks: training inputs (spread evenly over ``x``) at which LOVE's variances are
+      compared with CG variances (tolerance 1e-9 in float64, 1e-5 in float32) to give
+      ``cache.love.error`` and ``error_max``.
     zero_mean: ignore ``params.mean``.
   """
   mll_lib.check_inputs(operator, params, x, y, settings)
-  if isinstance(love_rank, bool) or not isinstance(love_rank, int):
-    raise TypeError(f"love_rank must be an int, got {love_rank!r}")
-  if love_rank < 0:
-    raise ValueError(f"love_rank must be >= 0, got {love_rank}")
-  return _cache_jit(operator, settings, love_rank, zero_mean, params, x, y)
+  for name, v, lo in (("love_rank", love_rank, 0), ("love_checks", love_checks, 1)):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+      raise TypeError(f"{name} must be an int, got {v!r}")
+    if v < lo:
+      raise ValueError(f"{name} must be >= {lo}, got {v}")
+  idx = _check_points(y.shape[0], int(love_checks)) if love_rank > 0 else np.zeros((0,), int)
+  return _cache_jit(operator, settings, int(love_rank), zero_mean, params, x, y,
+                    jnp.asarray(x)[idx])
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _cache_jit(operator, settings, love_rank, zero_mean, params, x, y):
+def _cache_jit(operator, settings, love_rank, zero_mean, params, x, y, x_check):
   n = y.shape[0]
   state = operator.prepare(params, x)
   mean_const = jnp.zeros((), y.dtype) if zero_mean else params.mean
@@ -133,7 +228,21 @@ def _cache_jit(operator, settings, love_rank, zero_mean, params, x, y):
                             max_iters=settings.max_cg_iters)
   sol = sol[:, 0]
   converged = converged & jnp.all(jnp.isfinite(sol))
-  love = love_factor(operator, state, r, min(love_rank, n)) if love_rank > 0 else None
+  love = None
+  if love_rank > 0:
+    factors = love_factor(operator, state, r, min(love_rank, n), min(settings.precond_rank, n))
+    partial = LoveCache(*factors, jnp.zeros((), y.dtype), jnp.zeros((), y.dtype))
+    st = jax.lax.stop_gradient(state)
+    c = operator.cross_matrix(st, x_check)
+    s_cg, _ = cg_solve(operator, st, c, jax.lax.stop_gradient(pre),
+                       tol=LOVE_CHECK_TOL[jnp.dtype(y.dtype).itemsize],
+                       max_iters=max(settings.max_cg_iters, 2 * n))
+    prior = operator.prior_diag(st, x_check)
+    var_cg = prior - jnp.sum(c * s_cg, 0)
+    var_love = prior - _love_quad(partial, c)
+    rel = jnp.abs(var_love - var_cg) / jnp.abs(var_cg)
+    rel = jnp.where(jnp.isfinite(rel), rel, jnp.inf)
+    love = partial._replace(error=jnp.mean(rel), error_max=jnp.max(rel))
   return PredictionCache(state, mean_const, sol, love, converged)
 
 
@@ -155,17 +264,59 @@ def _mean_jit(operator, cache, x_star):
 
 
 def love_variance(operator, cache: PredictionCache, x_star: jax.Array) -> jax.Array:
-  """LOVE latent variances ``k(x*, x*) − ||Rᵀ K(X, x*)||²`` (clipped at 0)."""
+  """Preconditioned-LOVE latent variances ``k(x*, x*) − k*ᵀ K̂⁻¹ k*`` (clipped at 0).
+
+  Accurate only where ``cache.love.error`` says so; :func:`predictive_variance` checks that.
+  """
   _check_x_star(cache, x_star)
   if cache.love is None:
     raise ValueError("cache.love is None: build the cache with love_rank > 0")
   return _love_jit(operator, cache, x_star)
 
 
+def _map_batches(fn, x_star, batch_size):
+  """``fn`` over row batches of ``x_star`` (the last batch padded by repeating the last row)."""
+  m = x_star.shape[0]
+  bs = min(batch_size, m)
+  nb = -(-m // bs)
+  xp = jnp.concatenate([x_star, jnp.repeat(x_star[-1:], nb * bs - m, 0)], 0)
+  return jax.lax.map(fn, xp.reshape(nb, bs, -1)).reshape(-1)[:m]
+
+
 @functools.partial(jax.jit, static_argnums=(0,))
 def _love_jit(operator, cache, x_star):
-  proj = operator.cross_matmul(cache.state, x_star, cache.love)
-  return jnp.maximum(operator.prior_diag(cache.state, x_star) - jnp.sum(proj * proj, 1), 0.0)
+  def one(xb):
+    kx = operator.cross_matrix(cache.state, xb)
+    return operator.prior_diag(cache.state, xb) - _love_quad(cache.love, kx)
+  return jnp.maximum(_map_batches(one, x_star, 512), 0.0)
+
+
+def predictive_variance(operator, cache: PredictionCache, x_star: jax.Array,
+                        settings: mll_lib.Settings = mll_lib.Settings(), *,
+                        love_tol: float = 0.01, tol: float = 1e-4, batch_size: int = 128
+                        ) -> jax.Array:
+  """Latent variances: LOVE when its measured error is within ``love_tol``, else CG.
+
+  The choice is ``lax.cond`` on ``cache.love.error`` (the mean relative error of LOVE at the
+  cache's check points), so only one branch runs and the function is jit-compatible. A cache
+  without LOVE always uses :func:`exact_variance` (``tol``, ``batch_size``).
+  """
+  _check_x_star(cache, x_star)
+  mll_lib.check_settings(settings)
+  validation.check_positive(love_tol, "love_tol")
+  validation.check_positive(tol, "tol")
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  if cache.love is None:
+    return _exact_var_jit(operator, settings, tol, batch_size, cache, x_star)
+  return _pred_var_jit(operator, settings, float(love_tol), tol, batch_size, cache, x_star)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _pred_var_jit(operator, settings, love_tol, tol, batch_size, cache, x_star):
+  return jax.lax.cond(cache.love.error <= love_tol,
+                      lambda: _love_jit(operator, cache, x_star),
+                      lambda: _exact_var_jit(operator, settings, tol, batch_size, cache, x_star))
 
 
 def exact_variance(operator, cache: PredictionCache, x_star: jax.Array,
@@ -193,18 +344,13 @@ def _exact_var_jit(operator, settings, tol, batch_size, cache, x_star):
   state = cache.state
   n = cache.solve.shape[0]
   pre = _pre(operator, state, settings, n)
-  m = x_star.shape[0]
-  bs = min(batch_size, m)
-  nb = -(-m // bs)
-  xp = jnp.concatenate([x_star, jnp.repeat(x_star[-1:], nb * bs - m, 0)], 0)
 
   def one(xb):
     c = operator.cross_matrix(state, xb)
     s, _ = cg_solve(operator, state, c, pre, tol=tol, max_iters=settings.max_cg_iters)
     return operator.prior_diag(state, xb) - jnp.sum(c * s, 0)
 
-  out = jax.lax.map(one, xp.reshape(nb, bs, -1)).reshape(-1)[:m]
-  return jnp.maximum(out, 0.0)
+  return jnp.maximum(_map_batches(one, x_star, batch_size), 0.0)
 
 
 def gaussian_nll(y: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:

@@ -253,8 +253,8 @@ def _predict(op, params, xtr, ytr, xte, settings, love_rank, cholesky, variance)
   cache = predict_lib.prediction_cache(op, params, xtr, ytr, settings,
                                        love_rank=love_rank if variance == "love" else 0)
   mean = predict_lib.predictive_mean(op, cache, xte)
-  if variance == "love":
-    var = predict_lib.love_variance(op, cache, xte)
+  if variance == "love":  # LOVE where its measured error is ≤ 1 %, else CG (see predict)
+    var = predict_lib.predictive_variance(op, cache, xte, settings, tol=1e-3)
   else:
     var = predict_lib.exact_variance(op, cache, xte, settings, tol=1e-3)
   return mean, var, cache.converged
