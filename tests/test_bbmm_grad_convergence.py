@@ -177,7 +177,8 @@ def test_fit_warns_once_when_cg_does_not_converge_and_strict_raises():
     ("cg_tol", 0.0, ValueError), ("eval_cg_tol", float("inf"), ValueError),
     ("min_lanczos", -1, ValueError), ("cholesky_size", -5, ValueError),
     ("min_precond_size", -1, ValueError), ("num_probes", 2.5, TypeError),
-    ("strict", "yes", TypeError), ("precond_form", "lu", ValueError)])
+    ("strict", "yes", TypeError), ("precond_form", "lu", ValueError),
+    ("measure_max", -1, ValueError), ("auto_method", "fastest", ValueError)])
 def test_settings_ranges_are_validated_with_the_field_name(field, value, exc):
   x, y = _data(20)
   bad = likelihood.Settings()._replace(**{field: value})

@@ -129,7 +129,8 @@ def make_fit(operator, *, num_steps: int, settings: mll_lib.Settings = mll_lib.S
   ``jax.vmap(fit_fn)`` trains many GPs in one call, over data sets, keys or initial
   hyperparameters (``jax.vmap(fit_fn, in_axes=(None, 0, None, None))``). Static arguments are
   validated here; ``fit_fn`` checks shapes and ranks (and values only when called eagerly on
-  concrete arrays). ``method="auto"`` picks Cholesky by the static ``n``, so it is the same for
+  concrete arrays). ``method="auto"`` picks Cholesky by the static ``n`` (``n ≤
+  settings.cholesky_size``; nothing is timed under ``jit``), so it is the same for
   every member of a batch. Inspect ``history["converged"]`` yourself (or use
   :func:`~jaxpapers.bbmm.likelihood.report_convergence`): nothing is reported from inside.
 
@@ -180,7 +181,10 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     num_steps: Adam steps.
     settings: BBMM settings.
     learning_rate: Adam step size (GPyTorch examples: 0.1).
-    method: ``"auto"`` (Cholesky for ``n ≤ settings.cholesky_size``), ``"bbmm"``, ``"cholesky"``.
+    method: ``"auto"`` (resolved once, before training, by
+      :func:`~jaxpapers.bbmm.likelihood.choose_method`: Cholesky for ``n ≤
+      settings.cholesky_size``, above it the faster method measured on this data), ``"bbmm"``,
+      ``"cholesky"``.
     zero_mean: fix the mean at 0.
     noise_floor: lower bound of the noise variance.
     chunk_size: steps per jitted ``lax.scan`` chunk.
@@ -197,10 +201,12 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
   _check_operator(operator)
   _check_static(settings, num_steps, learning_rate, noise_floor, method)
   _check_data(operator, params, x, y, noise_floor)
-  n = y.shape[0]
   opt = optax.adam(learning_rate)
   raw0 = to_unconstrained(params, noise_floor)
   state = TrainState(raw0, opt.init(raw0), prng.as_key(key))
+  if method == "auto":
+    method = mll_lib.choose_method(state.key, operator, params, x, y, settings,
+                                   zero_mean=zero_mean).method
   step_fn = _make_step(operator, settings, opt, method, zero_mean, noise_floor)
   state, hist = loop.run_chunked(step_fn, state, num_steps, chunk_size=chunk_size,
                                  progress=progress, on_chunk=on_chunk, desc="fit", args=(x, y))
@@ -208,7 +214,7 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     bad = int(np.sum(~np.asarray(hist["converged"], bool)))
     nan = np.full_like(hist["max_rel_residual"], np.nan)
     info = mll_lib.MLLInfo(hist["converged"], hist["num_iters"], hist["max_rel_residual"], nan, nan)
-    chol = method == "cholesky" or (method == "auto" and n <= settings.cholesky_size)
+    chol = method == "cholesky"
     mll_lib.report_convergence(info, strict=settings.strict,
                                context=f"fit ({bad} of {num_steps} steps)", cholesky=chol)
   return from_unconstrained(state.raw, noise_floor), hist
