@@ -194,14 +194,17 @@ class ClipStream:
     epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
     return self.epoch(epoch)
 
-  def epoch(self, epoch: int) -> Iterator[StreamBatch]:
-    """Iterates the batches of epoch ``epoch``."""
+  def epoch(self, epoch: int, start: int = 0) -> Iterator[StreamBatch]:
+    """Iterates the batches of epoch ``epoch``, from batch ``start`` on (earlier batches are not
+    decoded: a resumed run continues mid-epoch with exactly the batches it had not seen)."""
+    if int(start) != start or not 0 <= start <= len(self):
+      raise ValueError(f"start must be an int in [0, {len(self)}], got {start!r}")
     if self._closed:
       raise RuntimeError("the stream is closed")
     active = self._active() if self._active is not None else None
     if active is not None and active.gi_frame is not None:
       raise RuntimeError("another iteration of this stream is still running; finish or close it")
-    gen = self._batches(int(epoch))
+    gen = self._batches(int(epoch), int(start))
     self._active = weakref.ref(gen)
     return gen
 
@@ -213,10 +216,10 @@ class ClipStream:
       self._ready_clips += 1
       self.max_ready_clips = max(self.max_ready_clips, self._ready_clips)
 
-  def _batches(self, epoch: int) -> Iterator[StreamBatch]:
+  def _batches(self, epoch: int, start: int = 0) -> Iterator[StreamBatch]:
     order = self.order(epoch)
     bs = self.batch_size
-    chunks = (order[i:i + bs] for i in range(0, len(self) * bs, bs))
+    chunks = (order[i:i + bs] for i in range(start * bs, len(self) * bs, bs))
     pending: collections.deque = collections.deque()
 
     def submit():

@@ -12,10 +12,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import tqdm
 
 from jaxpapers._src import checkpoint, loop, metrics, prng, validation
 from jaxpapers._src import workdir as workdir_lib
-from jaxpapers.convlstm_attention import data, model, paper_network
+from jaxpapers.convlstm_attention import data, model, paper_network, streaming
 
 
 class TrainState(NamedTuple):
@@ -158,6 +159,16 @@ def full_pass_eval(params, clips: jax.Array, labels: jax.Array,
   return FullPassEval(jnp.sum(correct), jnp.sum(count))
 
 
+def apply_batch(state: TrainState, batch: data.Clips, config: ml_collections.ConfigDict,
+                optimizer: optax.GradientTransformation) -> tuple[TrainState, dict]:
+  """One optimizer step on ``batch``: ``(state, {"loss", "accuracy"})``."""
+  (loss, (acc, bn_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params, batch, config, state.bn_state)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return TrainState(params, opt_state, state.key, bn_state), {"loss": loss, "accuracy": acc}
+
+
 def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = None):
   """Returns ``(init, step, evaluate)`` for one seed; callers vmap them over seeds.
 
@@ -181,12 +192,7 @@ def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = No
     return TrainState(params, optimizer.init(params), k_data, bn_state)
 
   def step(state, i):
-    batch = get_batch(prng.step_key(state.key, i))
-    (loss, (acc, bn_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, batch, config, state.bn_state)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return TrainState(params, opt_state, state.key, bn_state), {"loss": loss, "accuracy": acc}
+    return apply_batch(state, get_batch(prng.step_key(state.key, i)), config, optimizer)
 
   def evaluate(params, key, bn_state=None):
     if arrays is not None:
@@ -277,6 +283,119 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
   return result
 
 
+def stream_eval(params, bn_state, stream: streaming.ClipStream,
+                config: ml_collections.ConfigDict) -> tuple[np.ndarray, int]:
+  """Correct counts per seed (``params`` stacked over seeds) and the clip count, over one full
+  pass of an evaluation ``stream`` (``train=False``: every clip once, padded rows masked) — the
+  streaming form of :func:`full_pass_eval`."""
+  if stream.train:
+    raise ValueError("stream must be an evaluation stream (train=False): a training stream "
+                     "shuffles, crops and drops clips")
+
+  @jax.jit
+  def hits(p, s, clips, labels, mask):
+    def one(p_, s_):
+      pred = jnp.argmax(network_logits(p_, s_, clips, config)[0], -1)
+      return jnp.sum((pred == labels) & mask, dtype=jnp.int32)
+    return jax.vmap(one)(p, s)
+
+  correct, count = 0, 0
+  for batch in stream.epoch(0):
+    correct = correct + np.asarray(hits(params, bn_state, jnp.asarray(batch.clips, jnp.float32),
+                                        jnp.asarray(batch.labels), jnp.asarray(batch.mask)))
+    count += int(batch.mask.sum())
+  return np.asarray(correct), count
+
+
+def train_model_stream(config: ml_collections.ConfigDict, workdir: str | None,
+                       train_stream: streaming.ClipStream, eval_stream: streaming.ClipStream, *,
+                       progress: bool = True, return_params: bool = False):
+  """:func:`train_model` for data sets read from disk batch by batch (Jester, IsoGD).
+
+  Every seed of ``config.seeds`` trains at once (``vmap``) on the same batch sequence of
+  ``train_stream`` (its own seed fixes the order and augmentation; the network seeds differ);
+  ``config.num_steps`` steps run over as many epochs as that takes. A checkpoint is written every
+  ``config.chunk_size`` steps; a resumed run restarts the stream at the batch after the
+  checkpoint, so it sees exactly the batches an uninterrupted run would. Test accuracy is one
+  full pass over ``eval_stream`` (:func:`stream_eval`). Memory holds only the stream's bounded
+  buffer, never a whole split. With ``return_params``: ``(result, params stacked over seeds)``.
+  """
+  if not train_stream.train:
+    raise ValueError("train_stream must be a training stream (train=True)")
+  if len(train_stream) < 1:
+    raise ValueError(f"train_stream has {train_stream.num_clips} clips, fewer than one batch "
+                     f"of {train_stream.batch_size}")
+  if train_stream.batch_size != config.batch_size:
+    raise ValueError(f"train_stream.batch_size ({train_stream.batch_size}) must equal "
+                     f"config.batch_size ({config.batch_size})")
+  optimizer = make_optimizer(config)
+  init, _, _ = make_train(config)
+  seed_keys = jnp.stack([jax.random.key(s) for s in config.seeds])
+  state = jax.vmap(init)(seed_keys)
+  start, ckpt = 0, None
+  path = None if workdir is None else os.path.join(workdir, "metrics.jsonl")
+  if workdir is not None:
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"), config=config,
+                                   ignore=("chunk_size", "variants", "controls", "eval_size"))
+    restored = ckpt.restore(state)
+    if restored is not None:
+      state, start = restored
+  writer = metrics.MetricsWriter(path, log=False)
+  step_fn = jax.jit(jax.vmap(lambda st, c, y: apply_batch(st, data.Clips(c, y), config, optimizer),
+                             in_axes=(0, None, None)))
+  per_epoch = len(train_stream)
+  t0 = time.perf_counter()
+  step = start
+  with tqdm.tqdm(total=config.num_steps, initial=start, disable=not progress,
+                 desc=config.variant if config.model == "convlstm_net" else config.model) as bar:
+    while step < config.num_steps:
+      epoch, first = divmod(step, per_epoch)
+      for batch in train_stream.epoch(epoch, start=first):
+        state, m = step_fn(state, jnp.asarray(batch.clips, jnp.float32),
+                           jnp.asarray(batch.labels))
+        step += 1
+        writer.write(step, loss=np.asarray(m["loss"]).tolist(),
+                     accuracy=np.asarray(m["accuracy"]).tolist())
+        bar.update(1)
+        if ckpt is not None and (step % config.chunk_size == 0 or step == config.num_steps):
+          ckpt.save(step, state)
+        if step >= config.num_steps:
+          break
+  train_seconds = time.perf_counter() - t0
+  writer.close()
+  hist = (metrics.read_history(path, ("loss",), first_step=1, last_step=config.num_steps)
+          if path is not None else {})
+  correct, count = stream_eval(state.params, state.bn_state, eval_stream, config)
+  acc = correct / count
+  params0 = jax.tree.map(lambda p: p[0], state.params)
+  name = config.variant if config.model == "convlstm_net" else config.model
+  loss = np.asarray(hist.get("loss", []), np.float64)
+  result = {
+      "model": config.model, "network": model.check_network(config), "variant": name,
+      "seeds": list(config.seeds), "test_accuracy": acc.tolist(), "mean_accuracy": float(acc.mean()),
+      "cell_params": model.cell_param_count(params0),
+      "total_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params0))),
+      "final_train_loss": float(np.mean(loss[-min(20, len(loss)):])) if loss.size else None,
+      "train_seconds": train_seconds, "steps": config.num_steps, "eval_clips": count,
+  }
+  if ckpt is not None:
+    ckpt.close()
+  return (result, state.params) if return_params else result
+
+
+def _streams(config):
+  """Training and evaluation streams of ``config.dataset`` (Jester or IsoGD) from disk."""
+  common = dict(batch_size=config.batch_size, num_frames=config.num_frames, size=config.size,
+                dtype="float32", seed=int(config.seeds[0]),
+                num_workers=int(config.get("stream_workers", 4)),
+                prefetch=int(config.get("stream_prefetch", 4)))
+  if config.dataset == "jester":
+    return (streaming.jester_stream(config.data_dir, "train", train=True, **common),
+            streaming.jester_stream(config.data_dir, "validation", train=False, **common))
+  return (streaming.isogd_stream(config.data_dir, "train_list.txt", train=True, **common),
+          streaming.isogd_stream(config.data_dir, "valid_list.txt", train=False, **common))
+
+
 def _variant_config(config, model_name, variant):
   c = config.copy_and_resolve_references()
   c.model = model_name
@@ -300,28 +419,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if os.path.exists(out_path):
     with open(out_path, encoding="utf-8") as f:
       results = json.load(f)
-  arrays = eval_arrays = None
-  if config.dataset == "jester":
-    arrays = data.load_jester(config.data_dir, "train", num_frames=config.num_frames, size=config.size)
-    eval_arrays = data.load_jester(config.data_dir, "validation", num_frames=config.num_frames,
-                                   size=config.size)
-  elif config.dataset == "isogd":
-    arrays = data.load_isogd(config.data_dir, "train_list.txt", num_frames=config.num_frames,
-                             size=config.size)
-    eval_arrays = data.load_isogd(config.data_dir, "valid_list.txt", num_frames=config.num_frames,
-                                  size=config.size)
-  elif config.dataset not in ("synthetic", "synthetic_cued"):
+  if config.dataset not in ("synthetic", "synthetic_cued", "jester", "isogd"):
     raise ValueError("config.dataset must be synthetic, synthetic_cued, jester or isogd, got "
                      f"{config.dataset!r}")
-  todo = [("convlstm_net", v) for v in config.variants] + [(m, m) for m in config.controls]
-  for model_name, variant in todo:
-    if variant in results:
-      continue
-    c = _variant_config(config, model_name, variant)
-    results[variant] = train_model(c, os.path.join(workdir, variant), arrays=arrays,
-                                   eval_arrays=eval_arrays)
-    with open(out_path, "w", encoding="utf-8") as f:
-      json.dump(results, f, indent=1)
+  # Real data sets are read batch by batch from disk (streaming.ClipStream), never whole.
+  streams = _streams(config) if config.dataset in ("jester", "isogd") else None
+  try:
+    todo = [("convlstm_net", v) for v in config.variants] + [(m, m) for m in config.controls]
+    for model_name, variant in todo:
+      if variant in results:
+        continue
+      c = _variant_config(config, model_name, variant)
+      wd = os.path.join(workdir, variant)
+      results[variant] = (train_model(c, wd) if streams is None
+                          else train_model_stream(c, wd, *streams))
+      with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+  finally:
+    if streams is not None:
+      for s in streams:
+        s.close()
   return results
 
 
