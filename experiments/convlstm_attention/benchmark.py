@@ -33,17 +33,17 @@ def main(argv):
   base = config.get_config(_SCALE.value)
   base.seeds = [0]
   rows = []
-  print(f"device: {jax.devices()[0].device_kind}; clips {base.batch_size}×{base.num_frames}×"
-        f"{base.size}×{base.size}×3")
+  print(f"device: {jax.devices()[0].device_kind}; {model.check_network(base)} network; clips "
+        f"{base.batch_size}×{base.num_frames}×{base.size}×{base.size}×3")
   for variant in _VARIANTS.value:
     cfg = base.copy_and_resolve_references()
     cfg.model, cfg.variant = "convlstm_net", variant
     init, step, _ = train.make_train(cfg)
     state = init(jax.random.key(0))
     clips = jax.random.uniform(jax.random.key(1), (cfg.batch_size, cfg.num_frames, cfg.size, cfg.size, 3))
-    fwd = jax.jit(lambda p, x, cfg=cfg: model.apply_network(p, x, cfg))
+    fwd = jax.jit(lambda p, s, x, cfg=cfg: train.network_logits(p, s, x, cfg)[0])
     train_step = jax.jit(step)
-    t_inf = _time(fwd, state.params, clips, repeats=_REPEATS.value)
+    t_inf = _time(fwd, state.params, state.bn_state, clips, repeats=_REPEATS.value)
     t_train = _time(lambda s: train_step(s, jnp.int32(0))[0], state, repeats=_REPEATS.value)
     rows.append((variant, cfg.batch_size / t_train, cfg.batch_size / t_inf,
                  model.cell_param_count(state.params)))

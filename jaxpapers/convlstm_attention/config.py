@@ -51,6 +51,10 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.chunk_size = 50
   c.eval_size = 512  # synthetic only: loaded datasets are evaluated in one full pass
   if scale == "full":
+    # The paper's network (Res3D-18 stem with BatchNorm, MobileNet head, ReLU6); the order-free
+    # and single-frame controls exist for the reduced network only.
+    c.network = "paper"
+    c.controls = []
     c.num_frames, c.size = 16, 112
     c.stem_channels = [64, 128, 256]
     c.residual_stem = True
