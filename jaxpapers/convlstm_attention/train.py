@@ -212,6 +212,38 @@ def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = No
   return init, step, evaluate
 
 
+def _init_or_restore(config, workdir, init):
+  """``(seed_keys, state, start_step, checkpointer or None)``: every seed initialised (vmap),
+  then replaced by ``<workdir>/ckpt``'s latest checkpoint when there is one."""
+  seed_keys = jnp.stack([jax.random.key(s) for s in config.seeds])
+  state = jax.vmap(init)(seed_keys)
+  start, ckpt = 0, None
+  if workdir is not None:
+    # The learning-rate schedule depends on num_steps: only these fields may change on resume.
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"), config=config,
+                                   ignore=("chunk_size", "variants", "controls", "eval_size"))
+    restored = ckpt.restore(state)
+    if restored is not None:
+      state, start = restored
+  return seed_keys, state, start, ckpt
+
+
+def _result(config, acc, params, loss, train_seconds, eval_clips) -> dict:
+  """The per-model result record (``params`` stacked over seeds; ``loss`` the step history)."""
+  params0 = jax.tree.map(lambda p: p[0], params)
+  loss = np.asarray(loss if loss is not None else [], np.float64)
+  return {
+      "model": config.model, "network": model.check_network(config),
+      "variant": config.variant if config.model == "convlstm_net" else config.model,
+      "seeds": list(config.seeds),
+      "test_accuracy": np.asarray(acc).tolist(), "mean_accuracy": float(np.mean(acc)),
+      "cell_params": model.cell_param_count(params0),
+      "total_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params0))),
+      "final_train_loss": float(np.mean(loss[-min(20, len(loss)):])) if loss.size else None,
+      "train_seconds": train_seconds, "steps": config.num_steps, "eval_clips": eval_clips,
+  }
+
+
 def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *,
                 arrays: data.Clips | None = None, eval_arrays: data.Clips | None = None,
                 progress: bool = True, return_params: bool = False):
@@ -225,19 +257,9 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
   synthetic clips from a seed-derived stream.
   """
   init, step, evaluate = make_train(config, arrays)
-  seed_keys = jnp.stack([jax.random.key(s) for s in config.seeds])
-  state = jax.vmap(init)(seed_keys)
-  start = 0
-  ckpt = None
+  seed_keys, state, start, ckpt = _init_or_restore(config, workdir, init)
   writer = metrics.MetricsWriter(None if workdir is None else os.path.join(workdir, "metrics.jsonl"),
                                  log=False)
-  if workdir is not None:
-    # The learning-rate schedule depends on num_steps: only these fields may change on resume.
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"), config=config,
-                                   ignore=("chunk_size", "variants", "controls", "eval_size"))
-    restored = ckpt.restore(state)
-    if restored is not None:
-      state, start = restored
 
   def on_chunk(st, s, last):  # run_chunked has written the chunk's steps (one value per seed)
     if ckpt is not None:
@@ -264,16 +286,7 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
     test_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1_000_003))(seed_keys)
     # The same held-out stream for every model: derived from the seed, not the model.
     acc = np.asarray(jax.jit(jax.vmap(evaluate))(state.params, test_keys, state.bn_state))
-  params0 = jax.tree.map(lambda p: p[0], state.params)
-  result = {
-      "model": config.model, "network": model.check_network(config), "variant": name,
-      "seeds": list(config.seeds),
-      "test_accuracy": acc.tolist(), "mean_accuracy": float(acc.mean()),
-      "cell_params": model.cell_param_count(params0),
-      "total_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params0))),
-      "final_train_loss": float(np.mean(hist["loss"][-min(20, len(hist["loss"])):])) if len(hist.get("loss", [])) else None,
-      "train_seconds": train_seconds, "steps": config.num_steps, "eval_clips": eval_clips,
-  }
+  result = _result(config, acc, state.params, hist.get("loss"), train_seconds, eval_clips)
   writer.write(config.num_steps, test_accuracy=result["mean_accuracy"])
   writer.close()
   if ckpt is not None:
@@ -329,17 +342,8 @@ def train_model_stream(config: ml_collections.ConfigDict, workdir: str | None,
     raise ValueError(f"train_stream.batch_size ({train_stream.batch_size}) must equal "
                      f"config.batch_size ({config.batch_size})")
   optimizer = make_optimizer(config)
-  init, _, _ = make_train(config)
-  seed_keys = jnp.stack([jax.random.key(s) for s in config.seeds])
-  state = jax.vmap(init)(seed_keys)
-  start, ckpt = 0, None
+  _, state, start, ckpt = _init_or_restore(config, workdir, make_train(config)[0])
   path = None if workdir is None else os.path.join(workdir, "metrics.jsonl")
-  if workdir is not None:
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"), config=config,
-                                   ignore=("chunk_size", "variants", "controls", "eval_size"))
-    restored = ckpt.restore(state)
-    if restored is not None:
-      state, start = restored
   writer = metrics.MetricsWriter(path, log=False)
   step_fn = jax.jit(jax.vmap(lambda st, c, y: apply_batch(st, data.Clips(c, y), config, optimizer),
                              in_axes=(0, None, None)))
@@ -366,18 +370,7 @@ def train_model_stream(config: ml_collections.ConfigDict, workdir: str | None,
   hist = (metrics.read_history(path, ("loss",), first_step=1, last_step=config.num_steps)
           if path is not None else {})
   correct, count = stream_eval(state.params, state.bn_state, eval_stream, config)
-  acc = correct / count
-  params0 = jax.tree.map(lambda p: p[0], state.params)
-  name = config.variant if config.model == "convlstm_net" else config.model
-  loss = np.asarray(hist.get("loss", []), np.float64)
-  result = {
-      "model": config.model, "network": model.check_network(config), "variant": name,
-      "seeds": list(config.seeds), "test_accuracy": acc.tolist(), "mean_accuracy": float(acc.mean()),
-      "cell_params": model.cell_param_count(params0),
-      "total_params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params0))),
-      "final_train_loss": float(np.mean(loss[-min(20, len(loss)):])) if loss.size else None,
-      "train_seconds": train_seconds, "steps": config.num_steps, "eval_clips": count,
-  }
+  result = _result(config, correct / count, state.params, hist.get("loss"), train_seconds, count)
   if ckpt is not None:
     ckpt.close()
   return (result, state.params) if return_params else result
