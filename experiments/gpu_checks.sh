@@ -5,7 +5,8 @@
 #         training at n = 100k and 1M (matrix-free); convlstm_attention: the full network's clips/s
 #         on 16×112×112×3 clips; meta_gradient: env-steps/s of both learners on MinAtar Breakout.
 #   OUT=/tmp/gpu bash experiments/gpu_checks.sh
-# PARTS picks the parts (default bbmm,convlstm,meta: ~10 minutes of time boxes). The spectral
+# PARTS picks the parts (default bbmm,convlstm,meta: ~10 minutes of time boxes; bbmm_suite is
+# opt-in). The convlstm part times the paper's network (the full config's). The spectral
 # signatures pipeline (ResNet-32 on all of CIFAR-10, train → score → remove → retrain) needs its
 # own device call: PARTS=spectral SPECTRAL_STEPS=20000 T_SPECTRAL=540 bash experiments/gpu_checks.sh
 set -u
@@ -37,6 +38,11 @@ want bbmm && run bbmm_scale "${T_SCALE:-40}" $py experiments/bbmm/scale.py --siz
 # iterations (float64 with Woodbury: 3).
 want bbmm && run bbmm_scale_1m "${T_SCALE_1M:-100}" $py experiments/bbmm/scale.py --sizes="${SCALE_1M:-1000000}" \
     --steps=1 --precond_form=orthogonal
+# bbmm: the accuracy suite at GPU scale (float32 BBMM vs float64 Cholesky per case, 8 probe draws;
+# n = 2k/5k synthetic σ² grid and UCI sets, plus synthetic n = 10k/20k); opt-in, ~5–8 minutes:
+# PARTS=bbmm_suite T_SUITE=480 bash experiments/gpu_checks.sh
+want bbmm_suite && run bbmm_accuracy_suite "${T_SUITE:-480}" $py -c "import sys; from jaxpapers._src import reproduce; sys.exit(reproduce.run())" \
+    --papers=bbmm --scale=full --only=accuracy_suite --results_dir="$OUT/results" --noprogress
 want meta && run meta_gradient_benchmark "${T_META:-90}" $py experiments/meta_gradient/benchmark.py \
     --num_envs="${META_ENVS:-4096}" --updates=20 --repeats=2
 # spectral_signatures: one row of the paper's CIFAR-10 protocol end to end (ResNet-32 on all of
