@@ -52,3 +52,33 @@ def interval_verdict(interval: dict, target: float, higher_is_better: bool = Tru
   if high < target:
     return "fail"
   return "inconclusive"
+
+
+def steps_to_fraction(curve, fraction: float = 0.9, *, window: int = 50,
+                      final_fraction: float = 0.1) -> int:
+  """Learning speed: the first step at which the ``window``-step moving average of ``curve``
+  reaches ``fraction`` of its final value (the mean of the last ``final_fraction`` of the steps).
+
+  ``curve[i]`` is the metric after step ``i + 1`` (e.g. the training accuracy of each step's
+  batch); the result counts steps from 1, and is ``len(curve)`` if the average never gets there.
+  A NaN anywhere raises: an unfinished or diverged curve has no learning speed.
+
+  Raises:
+    ValueError: ``curve`` empty, not 1-D or not finite; ``fraction`` / ``final_fraction`` not in
+      (0, 1]; ``window`` < 1.
+  """
+  c = np.asarray(curve, np.float64)
+  if c.ndim != 1 or c.size == 0:
+    raise ValueError(f"curve must be a non-empty 1-D sequence, got shape {c.shape}")
+  if not np.all(np.isfinite(c)):
+    raise ValueError("curve must be finite (a NaN or inf step has no learning speed)")
+  for name, v in (("fraction", fraction), ("final_fraction", final_fraction)):
+    if not 0.0 < float(v) <= 1.0:
+      raise ValueError(f"{name} must be in (0, 1], got {v}")
+  if int(window) != window or window < 1:
+    raise ValueError(f"window must be a positive int, got {window!r}")
+  w = min(int(window), c.size)
+  final = float(c[-max(1, int(round(final_fraction * c.size))):].mean())
+  smooth = np.convolve(c, np.ones(w) / w, mode="valid")  # smooth[j]: steps j+1 … j+w
+  hit = np.flatnonzero(smooth >= fraction * final)
+  return int(hit[0] + w) if hit.size else int(c.size)
