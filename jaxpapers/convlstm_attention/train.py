@@ -16,7 +16,7 @@ import tqdm
 
 from jaxpapers._src import checkpoint, loop, metrics, prng, validation
 from jaxpapers._src import workdir as workdir_lib
-from jaxpapers.convlstm_attention import data, model, paper_network, streaming
+from jaxpapers.convlstm_attention import data, model, motion, paper_network, streaming
 
 
 class TrainState(NamedTuple):
@@ -64,8 +64,18 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   return optax.chain(*parts)
 
 
-def batch_fn(config: ml_collections.ConfigDict, arrays: data.Clips | None = None):
-  """``get_batch(key) -> Clips``: synthetic clips, or random draws from loaded ``arrays``."""
+def batch_fn(config: ml_collections.ConfigDict, arrays: data.Clips | None = None,
+             split: str = "train"):
+  """``get_batch(key) -> Clips``: synthetic clips, clips rendered from the ``split`` recordings
+  of the recorded-motion set (:mod:`motion`), or random draws from loaded ``arrays``."""
+  if arrays is None and config.dataset == "recorded_motion":
+    rec = motion.load("TRAIN" if split == "train" else "TEST", config.data_dir or None)
+    if config.num_classes != len(rec.classes):
+      raise ValueError(f"config.num_classes must be {len(rec.classes)} for recorded_motion "
+                       f"({', '.join(rec.classes)}), got {config.num_classes}")
+    return lambda key: motion.motion_batch(key, rec, config.batch_size,
+                                           num_frames=config.num_frames, size=config.size,
+                                           clutter=config.clutter)
   if arrays is None and config.dataset == "synthetic_cued":
     return lambda key: data.cued_batch(
         key, config.batch_size, num_frames=config.num_frames, size=config.size,
@@ -181,10 +191,14 @@ def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = No
 
   ``config.network="paper"`` trains :mod:`paper_network` (``TrainState.bn_state`` carries its
   BatchNorm statistics, updated by every step); ``"reduced"`` the network of :mod:`model`.
+  With ``config.dataset="recorded_motion"`` training clips come from the train recordings and
+  evaluation clips from the test recordings (:mod:`motion`).
   """
   model.check_network(config)
   optimizer = make_optimizer(config)
   get_batch = batch_fn(config, arrays)
+  get_eval_batch = (batch_fn(config, arrays, split="test")
+                    if arrays is None and config.dataset == "recorded_motion" else get_batch)
 
   def init(key):
     k_params, k_data = jax.random.split(key)
@@ -203,7 +217,7 @@ def make_train(config: ml_collections.ConfigDict, arrays: data.Clips | None = No
     keys = jax.random.split(key, n_batches)
 
     def one(k):
-      batch = get_batch(k)
+      batch = get_eval_batch(k)
       logits, _ = network_logits(params, bn_state, batch.clips, config)
       return jnp.mean(jnp.argmax(logits, -1) == batch.labels)
 
@@ -412,9 +426,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if os.path.exists(out_path):
     with open(out_path, encoding="utf-8") as f:
       results = json.load(f)
-  if config.dataset not in ("synthetic", "synthetic_cued", "jester", "isogd"):
-    raise ValueError("config.dataset must be synthetic, synthetic_cued, jester or isogd, got "
-                     f"{config.dataset!r}")
+  if config.dataset not in ("synthetic", "synthetic_cued", "recorded_motion", "jester", "isogd"):
+    raise ValueError("config.dataset must be synthetic, synthetic_cued, recorded_motion, jester "
+                     f"or isogd, got {config.dataset!r}")
   # Real data sets are read batch by batch from disk (streaming.ClipStream), never whole.
   streams = _streams(config) if config.dataset in ("jester", "isogd") else None
   try:
