@@ -99,6 +99,14 @@ def test_per_task_predictions_equal_dense_math():
   cm, cv = predict.cholesky_predict(op, p, x, yv, xs)
   np.testing.assert_allclose(cm, want_mean, rtol=1e-9, atol=1e-11)
   np.testing.assert_allclose(cv, want_var, rtol=1e-8, atol=1e-11)
+  # LOVE's check points are rows of x (n of them), not of the (T·n,) targets.
+  lc = predict.prediction_cache(op, p, x, yv, settings, love_rank=40)
+  assert np.isfinite(float(lc.love.error))
+  np.testing.assert_allclose(predict.predictive_variance(op, lc, xs, settings, tol=1e-10),
+                             want_var, rtol=1e-2, atol=1e-8)
+  # Batched generic variances keep the task-major order across batches (3 batches of 3 rows).
+  np.testing.assert_allclose(predict.exact_variance(op, cache, xs, settings, tol=1e-11,
+                                                    batch_size=3), want_var, rtol=1e-7, atol=1e-10)
 
 
 def test_vmap_over_three_task_covariances_equals_loop():

@@ -201,7 +201,7 @@ def prediction_cache(operator, params: ops.GPParams, x, y, settings: mll_lib.Set
       preconditioner has rank ``min(precond_rank, n)``).
     love_rank: Lanczos steps ``m`` of the preconditioned LOVE cache (0: no cache). The Lanczos
       run starts at ``P̂^{-½} r`` (``r = y − mean``).
-    love_checks: training inputs (spread evenly over ``x``) at which LOVE's variances are
+    love_checks: training inputs (rows of ``x``, spread evenly) at which LOVE's variances are
       compared with CG variances (tolerance 1e-9 in float64, 1e-5 in float32) to give
       ``cache.love.error`` and ``error_max``.
     zero_mean: ignore ``params.mean``.
@@ -212,7 +212,7 @@ def prediction_cache(operator, params: ops.GPParams, x, y, settings: mll_lib.Set
       raise TypeError(f"{name} must be an int, got {v!r}")
     if v < lo:
       raise ValueError(f"{name} must be >= {lo}, got {v}")
-  idx = _check_points(y.shape[0], int(love_checks)) if love_rank > 0 else np.zeros((0,), int)
+  idx = _check_points(jnp.shape(x)[0], int(love_checks)) if love_rank > 0 else np.zeros((0,), int)
   return _cache_jit(operator, settings, int(love_rank), zero_mean, params, x, y,
                     jnp.asarray(x)[idx])
 
@@ -275,12 +275,18 @@ def love_variance(operator, cache: PredictionCache, x_star: jax.Array) -> jax.Ar
 
 
 def _map_batches(fn, x_star, batch_size):
-  """``fn`` over row batches of ``x_star`` (the last batch padded by repeating the last row)."""
+  """``fn`` over row batches of ``x_star`` (the last batch padded by repeating the last row).
+
+  ``fn`` returns ``(T·b,)`` per batch of ``b`` rows, task-major (``T = 1`` except for the
+  multitask operator); the result is ``(T·m,)``, task-major like ``prior_diag``.
+  """
   m = x_star.shape[0]
   bs = min(batch_size, m)
   nb = -(-m // bs)
   xp = jnp.concatenate([x_star, jnp.repeat(x_star[-1:], nb * bs - m, 0)], 0)
-  return jax.lax.map(fn, xp.reshape(nb, bs, -1)).reshape(-1)[:m]
+  out = jax.lax.map(fn, xp.reshape(nb, bs, -1))  # (nb, T·bs)
+  tasks = out.shape[1] // bs
+  return out.reshape(nb, tasks, bs).transpose(1, 0, 2).reshape(tasks, nb * bs)[:, :m].reshape(-1)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
