@@ -7,7 +7,7 @@ import pytest
 
 from jaxpapers.bbmm import kernels, likelihood, operators, predict
 
-jax.config.update("jax_enable_x64", True)
+pytestmark = pytest.mark.usefixtures("x64")  # float64 for this module only
 
 
 def _problem(kernel, d, noise, n=500, m=100):

@@ -7,7 +7,7 @@ import pytest
 
 from jaxpapers.bbmm import kernels, likelihood, operators
 
-jax.config.update("jax_enable_x64", True)
+pytestmark = pytest.mark.usefixtures("x64")  # float64 for this module only
 
 
 def _gp(n, d=2, noise=0.05, dtype=jnp.float64, seed=0):
