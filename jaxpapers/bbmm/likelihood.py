@@ -527,10 +527,10 @@ class MethodChoice(NamedTuple):
 _CHOICES: dict = {}
 
 
-def _time_value_and_grad(fn, params):
-  out = jax.block_until_ready(fn(params))  # compiles
+def _time_value_and_grad(fn, *args):
+  out = jax.block_until_ready(fn(*args))  # compiles
   t0 = time.perf_counter()
-  jax.block_until_ready(fn(params))
+  jax.block_until_ready(fn(*args))
   return time.perf_counter() - t0, out
 
 
@@ -572,12 +572,13 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
                tuple(tuple(np.shape(a)) for a in jax.tree.leaves((params, x, y))))
   if cache_key in _CHOICES:
     return _CHOICES[cache_key]
+  # Data are arguments, not closed-over constants baked into the two compiled programs.
   f_chol = jax.jit(jax.value_and_grad(
-      lambda p: _cholesky_mll_jit(operator, zero_mean, p, x, y)))
+      lambda p, x_, y_: _cholesky_mll_jit(operator, zero_mean, p, x_, y_)))
   f_bbmm = jax.jit(jax.value_and_grad(
-      lambda p: _bbmm_mll_jit(operator, settings, zero_mean, key, p, x, y)[0]))
-  t_chol, (v_chol, _) = _time_value_and_grad(f_chol, params)
-  t_bbmm, _ = _time_value_and_grad(f_bbmm, params)
+      lambda p, x_, y_: _bbmm_mll_jit(operator, settings, zero_mean, key, p, x_, y_)[0]))
+  t_chol, (v_chol, _) = _time_value_and_grad(f_chol, params, x, y)
+  t_bbmm, _ = _time_value_and_grad(f_bbmm, params, x, y)
   if not bool(jnp.isfinite(v_chol)):
     choice = MethodChoice("bbmm", "cholesky not finite", t_chol, t_bbmm)
   else:

@@ -152,7 +152,7 @@ def _love_quad(love: LoveCache, kx):
   return quad + jnp.sum(qw * (love.correction @ qw), 0)
 
 
-def love_factor(operator, state, v0: jax.Array, rank: int, precond_rank: int
+def love_factor(operator, state, v0: jax.Array, rank: int, lmat: jax.Array
                 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
   """Preconditioned LOVE factors ``(U, s², σ², Q, T⁻¹ − I)`` (see :class:`LoveCache`).
 
@@ -161,11 +161,11 @@ def love_factor(operator, state, v0: jax.Array, rank: int, precond_rank: int
     state: its state.
     v0: ``(n,)`` start vector (in ``x`` space; the Lanczos run starts at ``P̂^{-½} v0``).
     rank: Lanczos steps ``m`` on ``A = P̂^{-½} K̂ P̂^{-½}``.
-    precond_rank: pivoted-Cholesky rank ``k`` of ``P̂`` (orthogonal form, no gradient).
+    lmat: ``(n, k)`` pivoted-Cholesky factor of ``P̂`` — the one the cache's solves already use
+      (brought to the orthogonal form here; no gradient).
   """
   st = jax.lax.stop_gradient(state)
-  lmat, _ = precond_lib.pivoted_cholesky(operator.kernel_diag(st),
-                                         lambda i: operator.kernel_row(st, i), precond_rank)
+  lmat = jax.lax.stop_gradient(lmat)
   pre = precond_lib.make_preconditioner(lmat, st.noise, orthogonal=True)
   if pre.spectrum is None:  # rank 0: P̂ = σ² I
     u = jnp.zeros((v0.shape[0], 0), v0.dtype)
@@ -197,8 +197,8 @@ def prediction_cache(operator, params: ops.GPParams, x, y, settings: mll_lib.Set
     params: GP hyperparameters.
     x: ``(n, d)`` training inputs.
     y: ``(n,)`` training targets.
-    settings: BBMM settings (``eval_cg_tol``, ``max_cg_iters``, ``precond_rank``; LOVE's
-      preconditioner has rank ``min(precond_rank, n)``).
+    settings: BBMM settings (``eval_cg_tol``, ``max_cg_iters``, ``precond_rank``; LOVE reuses
+      the solves' pivoted-Cholesky factor).
     love_rank: Lanczos steps ``m`` of the preconditioned LOVE cache (0: no cache). The Lanczos
       run starts at ``P̂^{-½} r`` (``r = y − mean``).
     love_checks: training inputs (rows of ``x``, spread evenly) at which LOVE's variances are
@@ -230,7 +230,7 @@ def _cache_jit(operator, settings, love_rank, zero_mean, params, x, y, x_check):
   converged = converged & jnp.all(jnp.isfinite(sol))
   love = None
   if love_rank > 0:
-    factors = love_factor(operator, state, r, min(love_rank, n), min(settings.precond_rank, n))
+    factors = love_factor(operator, state, r, min(love_rank, n), pre.lmat)
     partial = LoveCache(*factors, jnp.zeros((), y.dtype), jnp.zeros((), y.dtype))
     st = jax.lax.stop_gradient(state)
     c = operator.cross_matrix(st, x_check)
