@@ -126,6 +126,19 @@ class Preconditioner(NamedTuple):
     """``P̂ v``."""
     return self.lmat @ (self.lmat.T @ v) + self.noise * v
 
+  def trace_factors(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(c, A, B)`` with ``tr(P̂⁻¹ M) = c·tr(M) + Σ_ij A_ij (M B)_ij`` for any ``n × n`` ``M``.
+
+    Woodbury form: ``P̂⁻¹ = (I − R Rᵀ)/σ²`` gives ``(1/σ², −R/σ², R)``; orthogonal form:
+    ``P̂⁻¹ = (I − U Uᵀ)/σ² + U diag(1/(s² + σ²)) Uᵀ`` gives ``(1/σ², U·(1/(s²+σ²) − 1/σ²), U)``.
+    ``tr(P̂⁻¹ M)`` then costs one product of ``M`` with ``k`` columns.
+    """
+    c = 1.0 / self.noise
+    u = self.woodbury
+    if self.spectrum is None:
+      return c, -u * c, u
+    return c, u * (1.0 / (self.spectrum + self.noise) - c), u
+
 
 def make_preconditioner(lmat: jax.Array, noise: jax.Array, *, orthogonal: bool = False
                         ) -> Preconditioner:

@@ -279,7 +279,7 @@ registry.register(registry.Reproduction(
 
 # ----------------------------------------------------------------------------- accuracy_suite
 
-def _suite_cases(scale):
+def suite_cases(scale):
   """The cases of each scale, declared before any was measured (issue 24's suite)."""
   if scale == "smoke":
     return [accuracy.Case("synthetic", 300, k, 0.01) for k in accuracy.KERNELS]
@@ -307,7 +307,7 @@ def _run_suite(scale, seeds, workdir):
                                         "code": checkpoint.code_version()})
   rows = []
   for seed in seeds:
-    for case in _suite_cases(scale):
+    for case in suite_cases(scale):
       path = (f"{workdir}/{config_hash[:12]}/"
               f"{case.dataset}_{case.n}_{case.kernel}_{case.noise:g}_seed{seed}.json")
       rec = fileio.read_json_for_config(path, config_hash)
@@ -349,8 +349,8 @@ registry.register(registry.Reproduction(
                        f"{100 * m['max_mll_err']:.2f} %, gradient {100 * m['max_grad_err']:.1f} % "
                        f"({m['draws']} probe draws per case, float32 BBMM vs float64 Cholesky)"),
     seeds={"smoke": (0,), "quick": (0,), "cpu": (0,), "full": (0,)},
-    scale_note={s: f"{len(_suite_cases(s))} cases: " + ", ".join(sorted(
-        {f"{c.dataset} n={c.n}" for c in _suite_cases(s)})) for s in
+    scale_note={s: f"{len(suite_cases(s))} cases: " + ", ".join(sorted(
+        {f"{c.dataset} n={c.n}" for c in suite_cases(s)})) for s in
         ("smoke", "quick", "cpu", "full")},
     datasets=("uci-gp-mat",), budget_s={"smoke": 20, "quick": 120, "cpu": 900},
 ))
