@@ -37,6 +37,33 @@ def test_digits_end_to_end_9_to_4_removes_poisons_and_backdoor(tmp_path):
   assert len(open(os.path.join(tmp_path, "metrics.jsonl")).read().splitlines()) == 1
 
 
+def test_clean_control_is_added_on_resume_and_another_config_is_refused(tmp_path):
+  # A finished run of the same configuration gains its never-poisoned control on resume (same
+  # key as its first training, so it equals the control computed in one go); a changed
+  # configuration refuses the workdir instead of reusing rows it did not compute.
+  cfg = config.get_config("smoke")
+  first = train.train_and_evaluate(cfg, str(tmp_path / "a"))["rows"][0]
+  assert "pois_clean" not in first
+  cfg.clean_control = True
+  resumed = train.train_and_evaluate(cfg, str(tmp_path / "a"))
+  row = resumed["rows"][0]
+  assert row["caught"] == first["caught"] and row["pois2"] == first["pois2"]  # not re-run
+  assert len(open(tmp_path / "a" / "metrics.jsonl").read().splitlines()) == 2
+  # A model that never saw a poison does not map marked 9s to 4 (the poisoned one did).
+  assert row["pois_clean"] <= 0.1 < row["pois1"] and row["nat_clean"] >= 0.9
+  s = resumed["summary"]
+  assert s["pois_clean"] == row["pois_clean"]
+  assert s["pois2_minus_clean"]["mean"] == pytest.approx(row["pois2"] - row["pois_clean"])
+  once = train.train_and_evaluate(cfg, str(tmp_path / "b"))["rows"][0]
+  assert once["pois_clean"] == row["pois_clean"] and once["nat_clean"] == row["nat_clean"]
+  # Reading it back a third time changes nothing.
+  train.train_and_evaluate(cfg, str(tmp_path / "a"))
+  assert len(open(tmp_path / "a" / "metrics.jsonl").read().splitlines()) == 2
+  cfg.train.num_steps += 1
+  with pytest.raises(ValueError, match=r"metrics\.jsonl: run 9->4.*another configuration"):
+    train.train_and_evaluate(cfg, str(tmp_path / "a"))
+
+
 def test_resnet32_layout_and_representation_layer():
   model = models.ResNet32(10)
   variables = jax.eval_shape(lambda k: models.init_variables(k, model, (32, 32, 3)),

@@ -239,7 +239,7 @@ def _run_cifar(scale, seeds, workdir):
   result = train.train_and_evaluate(cfg, workdir)
   keys = ("source", "target", "epsilon", "trigger", "seed", "caught", "num_poisons",
           "raw_pixels_caught", "spectral_uncentered_caught", "nat1", "pois1", "nat2", "pois2",
-          "seconds")
+          "nat_clean", "pois_clean", "seconds")
   return {**result["summary"], "model": cfg.model, "seconds": time.perf_counter() - t0,
           "rows": [{k: r[k] for k in keys if k in r} for r in result["rows"]]}
 
@@ -260,7 +260,16 @@ def _summary_cifar(m):
   return (f"{m['model']}: caught {m['caught_fraction']:.0%} of poisons"
           + (f" (raw pixels {raw:.0%})" if raw is not None else "")
           + f", ASR {m['pois1']:.0%}→{m['pois2']:.0%}, nat acc {m['nat1']:.1%}→{m['nat2']:.1%}"
-          + f"; {m['seconds']:.0f} s")
+          + _base_rate(m) + f"; {m['seconds']:.0f} s")
+
+
+def _base_rate(m):
+  if "pois_clean" not in m:
+    return ""
+  d = m["pois2_minus_clean"]
+  return (f"; a never-poisoned model: ASR {m['pois_clean']:.1%} (nat acc {m['nat_clean']:.1%}), "
+          f"after − never-poisoned {100 * d['mean']:+.1f} points "
+          f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]")
 
 
 register(Reproduction(

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 import tqdm
 
-from jaxpapers._src import validation
+from jaxpapers._src import checkpoint, stats, validation
 from jaxpapers._src import workdir as workdir_lib
 from jaxpapers._src.loop import make_chunk
 from jaxpapers._src.metrics import MetricsWriter, read_metrics
@@ -285,6 +285,7 @@ def run_pipeline(key: jax.Array, dataset: data_lib.Dataset, cfg: ml_collections.
   """
   k_pois, k_train1, k_train2 = jax.random.split(key, 3)
   position, colour = tuple(cfg.position), cfg.colour
+  t0 = time.perf_counter()
   poisoned = attacks.poison_dataset(k_pois, dataset.train.images, dataset.train.labels,
                                     source=source, target=target, epsilon=epsilon,
                                     trigger=trigger, position=position, colour=colour)
@@ -294,7 +295,6 @@ def run_pipeline(key: jax.Array, dataset: data_lib.Dataset, cfg: ml_collections.
   evaluate = lambda v: (accuracy(model, v, dataset.test.images, dataset.test.labels),
                         attack_success(model, v, dataset.test, source=source, target=target,
                                        trigger=trigger, position=position, colour=colour))
-  t0 = time.perf_counter()
   v1 = train_classifier(k_train1, model, poisoned.images, poisoned.labels, **tcfg)
   nat1, pois1 = evaluate(v1)
   _, reps = apply_model(model, v1, poisoned.images, layer=layer)
@@ -328,8 +328,42 @@ def run_pipeline(key: jax.Array, dataset: data_lib.Dataset, cfg: ml_collections.
     nat2, pois2 = evaluate(v2)
     prefix = "" if name == "spectral" else f"{name}_"
     out[f"{prefix}nat2"], out[f"{prefix}pois2"] = nat2, pois2
+  if cfg.get("clean_control", False):
+    out.update(clean_control(key, dataset, cfg, source=source, target=target, trigger=trigger))
   out["seconds"] = time.perf_counter() - t0
   return out
+
+
+def clean_control(key: jax.Array, dataset: data_lib.Dataset, cfg: ml_collections.ConfigDict, *,
+                  source: int, target: int, trigger: str) -> dict:
+  """The base rate: a never-poisoned model's "attack success" on the same triggered test set.
+
+  Trains on the clean training set with the first training's key of :func:`run_pipeline` (same
+  initialisation and batch order), so ``pois2 − pois_clean`` is a paired difference: how much of
+  the attack success left after removal and retraining a model that never saw a poison shows too
+  (its own source→target confusion on marked images).
+
+  Returns:
+    ``{"nat_clean", "pois_clean"}``: that model's clean test accuracy and attack success.
+  """
+  _, k_train1, _ = jax.random.split(key, 3)
+  model = models.make_model(cfg.model, dataset.num_classes, cfg.get("filters", None))
+  v = train_classifier(k_train1, model, dataset.train.images, dataset.train.labels,
+                       **train_kwargs(cfg))
+  return {"nat_clean": accuracy(model, v, dataset.test.images, dataset.test.labels),
+          "pois_clean": attack_success(model, v, dataset.test, source=source, target=target,
+                                       trigger=trigger, position=tuple(cfg.position),
+                                       colour=cfg.colour)}
+
+
+# Fields that name runs (each row's run id holds them) or add work to a finished run (the clean
+# control) rather than change what a finished run computed.
+_RUN_FIELDS = ("seeds", "pairs", "epsilons", "triggers", "clean_control", "data_dir")
+
+
+def run_config_hash(cfg: ml_collections.ConfigDict) -> str:
+  """Hash of everything that decides a run's numbers; rows resumed from disk must carry it."""
+  return checkpoint.config_hash(checkpoint.flatten_config(cfg, ignore=_RUN_FIELDS))
 
 
 def load_dataset(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
@@ -352,16 +386,23 @@ def run_grid(cfg: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
       for trigger in cfg.triggers:
         for seed in cfg.seeds:
           run_id = f"{source}->{target}/eps={epsilon}/{trigger}/seed={seed}"
-          if run_id in done:
-            rows.append(done[run_id])
-          else:
-            key = jax.random.fold_in(as_key(int(seed)), 0)
+          key = jax.random.fold_in(as_key(int(seed)), 0)
+          row = done.get(run_id)
+          if row is None:
             row = run_pipeline(key, dataset, cfg, source=int(source), target=int(target),
                                epsilon=float(epsilon), trigger=trigger)
-            row.update(run_id=run_id, seed=int(seed))
-            if writer is not None:
-              writer.write(step, **row)
+            row.update(run_id=run_id, seed=int(seed), config_hash=run_config_hash(cfg))
+          elif cfg.get("clean_control", False) and "pois_clean" not in row:
+            # A finished run of the same configuration only lacks its control: add it.
+            row = {**row, **clean_control(key, dataset, cfg, source=int(source),
+                                          target=int(target), trigger=trigger)}
+          else:
             rows.append(row)
+            step += 1
+            continue
+          if writer is not None:
+            writer.write(step, **{k: v for k, v in row.items() if k != "step"})
+          rows.append(row)
           step += 1
   return rows
 
@@ -391,6 +432,10 @@ def summarize(rows: list[dict]) -> dict:
   out = {"runs": len(rows), "nat1": mean("nat1"), "pois1": mean("pois1"), "nat2": mean("nat2"),
          "pois2": mean("pois2"), "caught_fraction": caught / max(total, 1),
          "runs_all_caught": int(sum(r["poisons_left"] == 0 for r in rows))}
+  if all("pois_clean" in r for r in rows):
+    out["nat_clean"], out["pois_clean"] = mean("nat_clean"), mean("pois_clean")
+    # paired over runs: attack success after retraining minus the never-poisoned model's
+    out["pois2_minus_clean"] = stats.mean_interval([r["pois2"] - r["pois_clean"] for r in rows])
   for d in (*DETECTORS[1:], "raw_pixels"):
     if f"{d}_caught" in rows[0]:
       out[f"{d}_caught_fraction"] = sum(r[f"{d}_caught"] for r in rows) / max(total, 1)
@@ -407,6 +452,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   validation.check_hyperparameters(config)
   path = os.path.join(workdir, "metrics.jsonl")
   done = {r["run_id"]: r for r in read_metrics(path)} if os.path.exists(path) else {}
+  want = run_config_hash(config)
+  for run_id, r in done.items():
+    if r.get("config_hash") != want:
+      raise ValueError(
+          f"{path}: run {run_id} was written by another configuration (config_hash "
+          f"{r.get('config_hash')!r}, this one {want!r}); use a fresh workdir")
   with MetricsWriter(path) as writer:
     rows = run_grid(config, writer=writer, done=done)
   result = {"rows": rows, "summary": summarize(rows), "table": format_table(rows)}
