@@ -1,5 +1,7 @@
 """Verdicts of the cued-set rows: paired intervals, and inconclusive at the ceiling or at chance."""
 
+import pytest
+
 from jaxpapers._src import stats
 from jaxpapers.convlstm_attention import reproductions as rep
 
@@ -41,3 +43,26 @@ def test_cued_config_is_declared_for_every_scale():
   cfg = rep.cued_config("cpu")
   assert cfg.dataset == "synthetic_cued" and cfg.size == 32 and cfg.controls == []
   assert tuple(cfg.variants) == rep.CUED_VARIANTS
+
+
+def test_motion_config_is_declared_for_every_scale():
+  for scale in ("smoke", "cpu", "full"):
+    cfg = rep.set_config("motion", scale)
+    assert cfg.dataset == "recorded_motion" and cfg.num_classes == 4 and cfg.motion_normalize
+    assert cfg.controls == []
+  assert tuple(rep.set_config("motion", "cpu").variants) == rep.CUED_VARIANTS
+  with pytest.raises(ValueError, match="name must be"):
+    rep.set_config("jester", "cpu")
+
+
+def test_motion_rows_are_registered_and_skip_without_the_recordings(tmp_path, monkeypatch):
+  # Without aeon's data and without data_dir the rows say skipped (naming what was searched),
+  # never an error or a number.
+  from jaxpapers._src import registry, reproduce
+  from jaxpapers.convlstm_attention import motion
+  rows = {r.name: r for r in registry.reproductions("convlstm_attention")}
+  monkeypatch.setattr(motion, "_aeon_data_dir", lambda: None)
+  for name in ("motion_gates_without_convolutions", "motion_attention_does_not_help"):
+    row = reproduce.run_row(rows[name], "smoke", str(tmp_path))
+    assert row["verdict"] == "skipped", row
+    assert "BasicMotions_TRAIN.ts" in row["ours"], row

@@ -76,6 +76,25 @@ def test_clips_follow_the_recording_and_stay_in_range(motion_dir):
     motion.motion_clip(key, s[0, :2], s[1], num_frames=6, size=16)
 
 
+def test_normalized_motion_hides_amplitude_and_keeps_still_windows_still(motion_dir):
+  # normalize=True: a recording and the same recording 4× louder (both above the floors) give
+  # the same clip, so the class cannot be read from how far the actor moves; without it they
+  # differ. A window whose spread is below the floor stays small (a standing person stays still).
+  root, _, _ = motion_dir
+  s = jnp.asarray(motion.load("TRAIN", root).series)  # N(0, 5²) values: above both floors
+  key = jax.random.key(3)
+  clip = lambda r, norm: motion.motion_clip(key, r, s[1], num_frames=6, size=16, normalize=norm)
+  np.testing.assert_allclose(clip(4.0 * s[0], True), clip(s[0], True), atol=1e-5)
+  assert float(jnp.abs(clip(4.0 * s[0], False) - clip(s[0], False)).max()) > 0.1
+  x, y, scale, angle = motion._path(key, 0.01 * s[0], 6, 16, 0.0, 16, True)
+  still = motion._path(key, 0.0 * s[0], 6, 16, 0.0, 16, True)
+  for moved, rest in zip((x, y, scale), still[:3]):
+    assert float(jnp.abs(moved - rest).max()) < 0.05 * 16
+  # the floors are what keep it still: without them the tiny window would fill the range
+  big = motion._path(key, s[0], 6, 16, 0.0, 16, True)
+  assert float(jnp.ptp(big[0])) > 10 * float(jnp.ptp(x))
+
+
 def test_train_clips_come_from_train_recordings_and_eval_clips_from_test(motion_dir):
   root, _, _ = motion_dir
   cfg = config_lib.get_config("smoke")

@@ -27,11 +27,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpapers._src.data import DatasetNotFoundError
 from jaxpapers.convlstm_attention import data
 
 NAME = "BasicMotions"
 _ACC_SCALE = 8.0  # tanh(a / 8): the recordings' accelerations reach ±30 (badminton, running)
 _GYRO_DT = 0.1  # 10 Hz
+# normalize=True: each window's axes are standardised, with these floors on the standard
+# deviation (m/s² and rad/s), so a near-still window (standing) stays near still instead of
+# having its sensor noise blown up to the size of a stride.
+_ACC_STD_FLOOR = 1.0
+_GYRO_STD_FLOOR = 0.5
+TEMPO_RANGE = (0.5, 2.0)  # normalize=True: the window's sampling step is stride × U_log[0.5, 2]
 
 
 class Recordings(NamedTuple):
@@ -111,7 +118,7 @@ def find_file(split: str = "TRAIN", data_dir: str | os.PathLike | None = None,
       tried.append(str(cand))
       if cand.is_file():
         return cand
-  raise FileNotFoundError(
+  raise DatasetNotFoundError(
       f"{name}_{split}.ts not found; searched {tried or 'nothing (no data_dir, aeon not installed)'}"
       ". Install the data with pip install 'jaxpapers[motion]' (aeon ships it) or pass data_dir")
 
@@ -122,35 +129,67 @@ def load(split: str = "TRAIN", data_dir: str | os.PathLike | None = None,
   return read_ts(find_file(split, data_dir, name))
 
 
-def _path(key, rec, num_frames, size, box_left, box_width):
-  """Per-frame (x, y, scale, angle) of an actor driven by one recording ``[dims, length]``."""
+def _standardise(v, floor):
+  """``(v − mean) / max(std, floor)`` along the last axis (time)."""
+  v = v - jnp.mean(v, -1, keepdims=True)
+  return v / jnp.maximum(jnp.std(v, -1, keepdims=True), floor)
+
+
+def _path(key, rec, num_frames, size, box_left, box_width, normalize=False):
+  """Per-frame (x, y, scale, angle) of an actor driven by one recording ``[dims, length]``.
+
+  ``normalize``: the window is played at a random tempo (:data:`TEMPO_RANGE`) and its
+  accelerations and rotation rate are standardised per axis (floors :data:`_ACC_STD_FLOOR`,
+  :data:`_GYRO_STD_FLOOR`), so walking, running and badminton move the actor by the same amount
+  at overlapping rhythms and differ in the shape of the motion.
+  """
   dims, length = rec.shape
   stride = max(1, (length // 2) // num_frames)  # a window over about half the recording
-  span = (num_frames - 1) * stride + 1
-  start = jax.random.randint(key, (), 0, max(1, length - span + 1))
-  idx = start + stride * jnp.arange(num_frames)
-  acc = jnp.tanh(rec[:3, idx] / _ACC_SCALE)  # [3, T] in (-1, 1)
+  k_start, k_tempo = jax.random.split(key)
+  if normalize:
+    # A random tempo: the window is played 1/TEMPO_RANGE[1] … 1/TEMPO_RANGE[0] times as fast
+    # (linear interpolation between samples), so a fast walk and a slow run share a rhythm.
+    tempo = jnp.exp(jax.random.uniform(k_tempo, (), minval=np.log(TEMPO_RANGE[0]),
+                                       maxval=np.log(TEMPO_RANGE[1])))
+    step = stride * tempo
+    span = (num_frames - 1) * step
+    start = jax.random.uniform(k_start, (), maxval=jnp.maximum(length - 1 - span, 0.0))
+    t = jnp.minimum(start + step * jnp.arange(num_frames), length - 1)
+    lo = jnp.floor(t).astype(jnp.int32)
+    hi = jnp.minimum(lo + 1, length - 1)
+    w = t - lo
+    window = rec[:, lo] * (1 - w) + rec[:, hi] * w
+    gyro = window[min(5, dims - 1)] if dims > 3 else jnp.zeros((num_frames,))
+    acc = jnp.tanh(0.5 * _standardise(window[:3], _ACC_STD_FLOOR))
+    angle = jnp.cumsum(0.3 * _standardise(gyro, _GYRO_STD_FLOOR))
+  else:
+    span = (num_frames - 1) * stride + 1
+    start = jax.random.randint(key, (), 0, max(1, length - span + 1))
+    idx = start + stride * jnp.arange(num_frames)
+    gyro = rec[min(5, dims - 1), idx] if dims > 3 else jnp.zeros((num_frames,))
+    acc = jnp.tanh(rec[:3, idx] / _ACC_SCALE)  # [3, T] in (-1, 1)
+    angle = jnp.cumsum(gyro * _GYRO_DT * stride)
   x = box_left + box_width * (0.5 + 0.3 * acc[0])
   y = size * (0.5 + 0.3 * acc[1])
   scale = 0.13 * size * (1.0 + 0.35 * acc[2])
-  gyro = rec[min(5, dims - 1), idx] if dims > 3 else jnp.zeros((num_frames,))
-  angle = jnp.cumsum(gyro * _GYRO_DT * stride)
   return x, y, scale, angle
 
 
 def motion_clip(key: jax.Array, recording: jax.Array, other: jax.Array, *, num_frames: int = 12,
-                size: int = 32, clutter: bool = True, noise: float = 0.05) -> jax.Array:
+                size: int = 32, clutter: bool = True, noise: float = 0.05,
+                normalize: bool = False) -> jax.Array:
   """One clip ``[T, size, size, 3]`` in [0, 1]: the actor moves with ``recording``
   (``[dims ≥ 3, length]``: accelerometer x, y, z first, then gyroscope), the distractor with
-  ``other``; random windows, colours and clutter from ``key``."""
+  ``other``; random windows, colours and clutter from ``key``. ``normalize``: both motions are
+  amplitude-standardised per window (see :func:`_path`)."""
   data._check_clip_shape(num_frames, size)
   for name, r in (("recording", recording), ("other", other)):
     if r.ndim != 2 or r.shape[0] < 3:
       raise ValueError(f"{name} must be [dims >= 3, length], got shape {r.shape}")
   k_t, k_o, k_col, k_bg, k_noise = jax.random.split(key, 5)
   render = jax.vmap(lambda a, b, c, d: data._render_sprite(a, b, c, d, size))
-  actor = render(*_path(k_t, recording, num_frames, size, 0.0, size))
-  dx, dy, _, _ = _path(k_o, other, num_frames, size, 0.0, size)
+  actor = render(*_path(k_t, recording, num_frames, size, 0.0, size, normalize))
+  dx, dy, _, _ = _path(k_o, other, num_frames, size, 0.0, size, normalize)
   dis = jax.vmap(lambda a, b: data._render_sprite(a, b, 0.07 * size, 0.0, size))(dx, dy)
   frames = jnp.zeros((num_frames, size, size, 3))
   if clutter:
@@ -164,7 +203,7 @@ def motion_clip(key: jax.Array, recording: jax.Array, other: jax.Array, *, num_f
 
 
 def motion_batch(key: jax.Array, recordings: Recordings, batch_size: int, *, num_frames: int = 12,
-                 size: int = 32, clutter: bool = True) -> data.Clips:
+                 size: int = 32, clutter: bool = True, normalize: bool = False) -> data.Clips:
   """A batch: recordings drawn uniformly (with replacement), each clip's distractor another
   recording of the same set; labels are the drawn recordings' classes."""
   n = recordings.series.shape[0]
@@ -176,6 +215,7 @@ def motion_batch(key: jax.Array, recordings: Recordings, batch_size: int, *, num
   i = jax.random.randint(k_i, (batch_size,), 0, n)
   j = (i + jax.random.randint(k_j, (batch_size,), 1, n)) % n  # never the actor's own recording
   clips = jax.vmap(lambda k, a, b: motion_clip(k, series[a], series[b], num_frames=num_frames,
-                                               size=size, clutter=clutter))(
+                                               size=size, clutter=clutter,
+                                               normalize=normalize))(
       jax.random.split(k_c, batch_size), i, j)
   return data.Clips(clips, jnp.asarray(recordings.labels)[i])

@@ -75,7 +75,8 @@ def batch_fn(config: ml_collections.ConfigDict, arrays: data.Clips | None = None
                        f"({', '.join(rec.classes)}), got {config.num_classes}")
     return lambda key: motion.motion_batch(key, rec, config.batch_size,
                                            num_frames=config.num_frames, size=config.size,
-                                           clutter=config.clutter)
+                                           clutter=config.clutter,
+                                           normalize=config.motion_normalize)
   if arrays is None and config.dataset == "synthetic_cued":
     return lambda key: data.cued_batch(
         key, config.batch_size, num_frames=config.num_frames, size=config.size,
