@@ -162,3 +162,39 @@ def test_many_hyperparameters_fall_back_to_the_standard_estimator_and_bad_rank_r
   np.testing.assert_allclose(g["control_variate"], g["standard"], rtol=1e-12)
   with pytest.raises(ValueError, match="cv_rank"):
     likelihood.check_settings(s._replace(cv_rank=-1))
+
+
+@pytest.mark.parametrize("est", ["standard", "control_variate"])
+def test_gradient_spread_equals_the_gradient_and_predicts_its_error(est):
+  # grad is jax.grad(bbmm_mll) at the same key (mean, kernel and noise alike); the standard error
+  # it reports matches the spread of the gradient over independent keys.
+  n, draws = 80, 48
+  x, y = _data(n, seed=6)
+  p = _params(noise=0.02)
+  op = operators.ExactOperator("rbf")
+  s = likelihood.Settings(cg_tol=1e-10, num_probes=16, precond_rank=6, grad_estimator=est)
+  key = jax.random.key(2)
+  spread = likelihood.gradient_spread(key, op, p, x, y, s)
+  direct = jax.grad(lambda q: likelihood.bbmm_mll(key, op, q, x, y, s)[0])(p)
+  np.testing.assert_allclose(_flat(spread.grad), _flat(direct), rtol=1e-7, atol=1e-9)
+  keys = jax.random.split(jax.random.key(9), draws)
+  g = jax.jit(jax.vmap(jax.grad(lambda q, k: likelihood._bbmm_mll_jit(op, s, False, k, q, x, y)[0]),
+                       in_axes=(None, 0)))(p, keys)
+  g = np.stack([_flat(jax.tree.map(lambda v: v[i], g)) for i in range(draws)])
+  ses = np.stack([_flat(likelihood.gradient_spread(k, op, p, x, y, s).std_error)
+                  for k in keys[:12]])
+  sel = slice(0, len(_flat(p)) - 1)  # the mean's gradient has no probe noise
+  ratio = ses.mean(0)[sel] / g.std(0, ddof=1)[sel]
+  assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio  # 48 draws: the spread is known to ~10 %
+  assert spread.probes_for(float(spread.rel_std_error) / 2) in (64, 65)  # 16 · 2², ceil
+
+
+def test_gradient_spread_rejects_what_it_cannot_split():
+  x, y = _data(30)
+  op = operators.ExactOperator("rbf")
+  with pytest.raises(ValueError, match="variance_reduced"):
+    likelihood.gradient_spread(0, op, _params(), x, y,
+                               likelihood.Settings(grad_estimator="variance_reduced"))
+  with pytest.raises(ValueError, match="rel_tol"):
+    likelihood.gradient_spread(0, op, _params(), x, y, likelihood.Settings(num_probes=3)
+                               ).probes_for(0.0)

@@ -9,14 +9,20 @@ estimator pass?" on the same cases, probe keys and float64 Cholesky references:
 Per case and estimator it prints the mean and max single-draw gradient error, the mean MLL error
 and the median seconds of one compiled MLL + gradient (all from
 :func:`jaxpapers.bbmm.accuracy.run_case`), and the number of cases meeting issue 24's targets.
+For ``standard`` and ``control_variate`` it also prints the gradient's relative standard error as
+its own probes estimate it (:func:`jaxpapers.bbmm.gradient_spread`, at the first draw's key) and
+the probe count that would bring it to 1 %: what an adaptive probe count would have to spend.
 """
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 from absl import app, flags
 
 from jaxpapers._src import fileio
 from jaxpapers.bbmm import accuracy, likelihood, reproductions
+from jaxpapers.bbmm import operators as ops
 
 _SCALE = flags.DEFINE_enum("scale", "quick", ["smoke", "quick", "cpu", "full"], "suite tier")
 _MAX_N = flags.DEFINE_integer("max_n", 0, "skip cases with n above this (0: none skipped)")
@@ -27,6 +33,19 @@ _SEED = flags.DEFINE_integer("seed", 0, "data seed")
 _OUT = flags.DEFINE_string("out", "", "write the per-case records as JSON here")
 
 
+def _spread(case, settings):
+  """The relative standard error the probes imply (``bbmm.gradient_spread``) at draw 0's key, and
+  the probe count that would bring it to 1 % (it falls as ``t^-½``)."""
+  x, y, ls = accuracy.case_data(case, _SEED.value)
+  p = accuracy.case_params(case, ls, jnp.float32)
+  op = ops.ExactOperator(case.kernel, materialize=True)
+  spread = likelihood.gradient_spread(jax.random.fold_in(jax.random.key(_SEED.value), 0), op, p,
+                                      jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32),
+                                      settings, zero_mean=True)
+  return {"rel_std_error": float(spread.rel_std_error),
+          "probes_for_1pct": spread.probes_for(0.01)}
+
+
 def main(argv):
   del argv
   for est in _ESTIMATORS.value:
@@ -35,21 +54,25 @@ def main(argv):
            if not _MAX_N.value or c.n <= _MAX_N.value]
   records, passing = [], {e: 0 for e in _ESTIMATORS.value}
   print(f"{'case':42s} {'estimator':17s} {'grad mean':>9s} {'grad max':>9s} {'MLL mean':>9s} "
-        f"{'s':>6s}")
+        f"{'s':>6s} {'self SE':>8s} {'t for 1%':>8s}")
   for case in cases:
     x, y, ls = accuracy.case_data(case, _SEED.value)
     ref = accuracy.reference(case, x, y, ls)
     for est in _ESTIMATORS.value:
-      rec = accuracy.run_case(case, _SEED.value, draws=_DRAWS.value,
-                              settings=likelihood.Settings(grad_estimator=est), ref=ref)
+      settings = likelihood.Settings(grad_estimator=est)
+      rec = accuracy.run_case(case, _SEED.value, draws=_DRAWS.value, settings=settings, ref=ref)
+      if est != "variance_reduced":  # the estimator's own variance, at the first draw's key
+        rec.update(_spread(case, settings))
       ok = (rec["mll_err_mean"] <= reproductions.SUITE_MLL_TOL
             and rec["grad_err_mean"] <= reproductions.SUITE_GRAD_TOL)
       passing[est] += ok
       records.append({**rec, "estimator": est, "passes": ok})
       name = f"{case.dataset} n={case.n} {case.kernel} σ²={case.noise:g}"
+      spread = (f" {100 * rec['rel_std_error']:7.2f}% {rec['probes_for_1pct']:8d}"
+                if "rel_std_error" in rec else "")
       print(f"{name:42s} {est:17s} {100 * rec['grad_err_mean']:8.2f}% "
             f"{100 * rec['grad_err_max']:8.2f}% {100 * rec['mll_err_mean']:8.3f}% "
-            f"{rec['seconds']:6.2f}", flush=True)
+            f"{rec['seconds']:6.2f}{spread}", flush=True)
   for est, k in passing.items():
     print(f"{est}: {k}/{len(cases)} cases meet mean MLL ≤ 0.5 % and mean gradient ≤ 1 %")
   if _OUT.value:

@@ -36,6 +36,7 @@ from jaxpapers.bbmm.likelihood import GPYTORCH_DEFAULTS as GPYTORCH_DEFAULTS
 from jaxpapers.bbmm.likelihood import GRAD_ESTIMATORS as GRAD_ESTIMATORS
 from jaxpapers.bbmm.likelihood import ConvergenceError as ConvergenceError
 from jaxpapers.bbmm.likelihood import ConvergenceWarning as ConvergenceWarning
+from jaxpapers.bbmm.likelihood import GradientSpread as GradientSpread
 from jaxpapers.bbmm.likelihood import MethodChoice as MethodChoice
 from jaxpapers.bbmm.likelihood import MLLInfo as MLLInfo
 from jaxpapers.bbmm.likelihood import Settings as Settings
@@ -43,6 +44,7 @@ from jaxpapers.bbmm.likelihood import bbmm_mll as bbmm_mll
 from jaxpapers.bbmm.likelihood import check_converged as check_converged
 from jaxpapers.bbmm.likelihood import check_settings as check_settings
 from jaxpapers.bbmm.likelihood import cholesky_mll as cholesky_mll
+from jaxpapers.bbmm.likelihood import gradient_spread as gradient_spread
 from jaxpapers.bbmm.likelihood import choose_method as choose_method
 from jaxpapers.bbmm.likelihood import mll as mll
 from jaxpapers.bbmm.likelihood import report_convergence as report_convergence

@@ -73,7 +73,8 @@ def case_data(case: Case, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
   return x, y, ls
 
 
-def _params(case, ls, dtype):
+def case_params(case: Case, ls: np.ndarray, dtype) -> ops.GPParams:
+  """The case's model: ARD lengthscales ``ls``, scale 1, σ² = ``case.noise``, zero mean."""
   kp = kernels.init_params(case.kernel, ls.shape[0], 1.0, 1.0, dtype)._replace(
       lengthscale=jnp.asarray(ls, dtype))
   return ops.GPParams(kp, jnp.asarray(case.noise, dtype), jnp.zeros((), dtype))
@@ -90,7 +91,7 @@ def reference(case: Case, x: np.ndarray, y: np.ndarray, ls: np.ndarray) -> dict:
   """Float64 Cholesky MLL, ``log|K̂|`` and log-hyperparameter gradient."""
   op = ops.ExactOperator(case.kernel)
   with jax.enable_x64(True):
-    p = _params(case, ls, jnp.float64)
+    p = case_params(case, ls, jnp.float64)
     xj, yj = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
     value, grad = jax.jit(jax.value_and_grad(
         lambda q: likelihood.cholesky_mll(op, q, xj, yj, zero_mean=True)))(p)
@@ -115,7 +116,7 @@ def run_case(case: Case, seed: int = 0, *, draws: int = 8,
   x, y, ls = case_data(case, seed)
   ref = reference(case, x, y, ls) if ref is None else ref
   op = ops.ExactOperator(case.kernel, materialize=True)
-  p = _params(case, ls, jnp.float32)
+  p = case_params(case, ls, jnp.float32)
   xj, yj = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
   f = jax.jit(jax.value_and_grad(
       lambda q, k: likelihood.bbmm_mll(k, op, q, xj, yj, settings, zero_mean=True), has_aux=True))

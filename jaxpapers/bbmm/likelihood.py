@@ -430,26 +430,122 @@ def _control_variate_correction(operator, params, x, kinv_z, pz, cz, trace):
   flat, unravel = jax.flatten_util.ravel_pytree(params)
   if flat.shape[0] > CV_MAX_PARAMS or not jnp.issubdtype(flat.dtype, jnp.floating):
     return jax.tree.map(jnp.zeros_like, params)
-  n = pz.shape[0]
-  c_tr, a_tr, b_tr = trace
+  s, c = _probe_jacobian(operator, unravel, flat, x, kinv_z, pz, cz)
+  beta, exact = _cv_coefficients(operator, unravel, flat, x, s, c, trace)
+  return unravel(0.5 * beta * (jnp.mean(c, 0) - exact))
 
+
+def _probe_jacobian(operator, unravel, flat, x, kinv_z, pz, cz):
+  """``s_ij = (K̂⁻¹z_i)ᵀ ∂_jK̂ (P̂⁻¹z_i)`` and ``c_ij = (C z_i)ᵀ ∂_jK̂ (P̂⁻¹z_i)``: ``(t, P)`` each,
+  one JVP of the operator's product per element ``j`` of the flattened hyperparameters."""
   def probe_terms(f):
     m = operator.matmul(operator.prepare(unravel(f), x), pz)
     return jnp.stack([jnp.sum(kinv_z * m, 0), jnp.sum(cz * m, 0)])
 
-  def precond_trace(f):  # tr(P̂⁻¹ K̂(θ)), P̂ fixed
+  jac = jax.jacfwd(probe_terms)(flat)  # (2, t, P)
+  return jac[0], jac[1]
+
+
+def _cv_coefficients(operator, unravel, flat, x, s, c, trace):
+  """``(β, tr(C ∂K̂))`` per hyperparameter element: the probes' regression coefficient of ``s``
+  on ``c`` (clipped to [0, 1]) and the control variate's exact mean."""
+  n = trace[1].shape[0]
+  c_tr, a_tr, b_tr = trace
+
+  def precond_trace(f):  # tr(C K̂(θ)), C fixed
     state = operator.prepare(unravel(f), x)
     tr_k = jnp.sum(operator.kernel_diag(state)) + n * state.noise
     return c_tr * tr_k + jnp.sum(a_tr * operator.matmul(state, b_tr))
 
-  jac = jax.jacfwd(probe_terms)(flat)  # (2, t, P)
   exact = jax.grad(precond_trace)(flat)
-  s, c = jac[0], jac[1]
   sc, cc = s - jnp.mean(s, 0), c - jnp.mean(c, 0)
   var = jnp.sum(cc * cc, 0)
   beta = jnp.where(var > 0, jnp.sum(sc * cc, 0) / jnp.where(var > 0, var, 1.0), 0.0)
-  beta = jnp.clip(beta, 0.0, 1.0)
-  return unravel(0.5 * beta * (jnp.mean(c, 0) - exact))
+  return jnp.clip(beta, 0.0, 1.0), exact
+
+
+class GradientSpread(NamedTuple):
+  """A BBMM gradient with the standard error its own probes imply (see :func:`gradient_spread`).
+
+  Attributes:
+    grad: the probe estimate of ``∂ log p / ∂θ`` (a pytree like ``params``): the gradient
+      ``jax.grad`` of :func:`bbmm_mll` gives at the same key and settings.
+    std_error: its standard error per element, ``std_i(g_i) / √t`` over the ``t`` per-probe
+      estimates ``g_i`` (same pytree).
+    rel_std_error: ``‖std_error‖ / ‖grad‖``: the expected norm-wise relative error of one draw.
+    num_probes: ``t``.
+  """
+
+  grad: ops.GPParams
+  std_error: ops.GPParams
+  rel_std_error: jax.Array
+  num_probes: int
+
+  def probes_for(self, rel_tol: float) -> int:
+    """Probes at which the relative standard error would be ``rel_tol`` (it falls as ``t^-½``)."""
+    if not (isinstance(rel_tol, (int, float)) and rel_tol > 0):
+      raise ValueError(f"rel_tol must be a number > 0, got {rel_tol!r}")
+    return int(math.ceil(self.num_probes * (float(self.rel_std_error) / rel_tol) ** 2))
+
+
+def gradient_spread(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Array,
+                    settings: Settings = Settings(), *, zero_mean: bool = False
+                    ) -> GradientSpread:
+  """The BBMM gradient and its standard error, from the spread of its per-probe estimates.
+
+  Each probe ``i`` gives its own estimate ``g_i = ½uᵀ∂K̂u − uᵀ∂r − ½ s_i`` (``"control_variate"``:
+  ``− ½ (s_i − β (c_i − tr(C∂K̂)))``); their mean is the gradient :func:`bbmm_mll` returns at the
+  same key, and ``std(g_i)/√t`` says how far one draw is from the exact gradient. That is what an
+  adaptive probe count needs: :meth:`GradientSpread.probes_for` the count that would reach a
+  target. Costs one JVP per hyperparameter element beyond the MLL itself.
+
+  Raises:
+    ValueError: for ``grad_estimator="variance_reduced"`` (its per-probe split is not formed), or
+      hyperparameters with more than :data:`CV_MAX_PARAMS` elements.
+  """
+  check_inputs(operator, params, x, y, settings)
+  if settings.grad_estimator == "variance_reduced":
+    raise ValueError("settings.grad_estimator must be 'standard' or 'control_variate' for "
+                     "gradient_spread, got 'variance_reduced'")
+  size = jax.flatten_util.ravel_pytree(params)[0].shape[0]
+  if size > CV_MAX_PARAMS:
+    raise ValueError(f"params has {size} elements; gradient_spread takes at most "
+                     f"{CV_MAX_PARAMS} (one JVP each)")
+  key = jax.random.key(key) if isinstance(key, int) else key
+  grad, se, rel = _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y)
+  return GradientSpread(grad, se, rel, settings.num_probes)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y):
+  n = y.shape[0]
+  rank = min(settings.precond_rank if n >= settings.min_precond_size else 0, n)
+  k1, k2 = jax.random.split(key)  # the probes of _bbmm_mll_jit at this key
+  eps_low = jax.random.normal(k1, (rank, settings.num_probes), y.dtype)
+  eps_noise = jax.random.normal(k2, (n, settings.num_probes), y.dtype)
+  flat, unravel = jax.flatten_util.ravel_pytree(params)
+  r = _mean_residual(params, y, zero_mean)
+  _, _, (u, kinv_z, pz, _, _, cv) = _forward(operator, settings, params, x, r, eps_low,
+                                              eps_noise)
+
+  def data_terms(f):  # ½uᵀK̂u − uᵀr + the operator's trace term, u fixed
+    p = unravel(f)
+    state = operator.prepare(p, x)
+    rr = _mean_residual(p, y, zero_mean)
+    return (0.5 * jnp.dot(u, operator.matmul(state, u[:, None])[:, 0]) - jnp.dot(u, rr)
+            + operator.trace_term(state))
+
+  fit = jax.grad(data_terms)(flat)
+  cz = pz if cv is None else cv[0]
+  s, c = _probe_jacobian(operator, unravel, flat, x, kinv_z, pz, cz)
+  if cv is not None:
+    beta, exact = _cv_coefficients(operator, unravel, flat, x, s, c, cv[1])
+    s = s - beta * (c - exact)
+  per_probe = fit - 0.5 * s  # (t, P)
+  grad = jnp.mean(per_probe, 0)
+  se = jnp.std(per_probe, 0, ddof=1) / math.sqrt(per_probe.shape[0])
+  rel = jnp.linalg.norm(se) / jnp.linalg.norm(grad)
+  return unravel(grad), unravel(se), rel
 
 
 _bbmm_core.defvjp(_core_fwd, _core_bwd)
