@@ -198,3 +198,27 @@ def test_gradient_spread_rejects_what_it_cannot_split():
   with pytest.raises(ValueError, match="rel_tol"):
     likelihood.gradient_spread(0, op, _params(), x, y, likelihood.Settings(num_probes=3)
                                ).probes_for(0.0)
+
+
+def test_fit_raises_the_probe_count_to_meet_a_relative_standard_error():
+  from jaxpapers.bbmm import train
+  x, y = _data(60, seed=7)
+  op = operators.ExactOperator("rbf")
+  s = likelihood.Settings(num_probes=4, precond_rank=5)
+  kw = dict(num_steps=2, settings=s, method="bbmm")
+  spread = likelihood.gradient_spread(0, op, _params(), x, y, s)  # fit's own key 0, same probes
+  want = spread.probes_for(float(spread.rel_std_error) / 3)  # ≈ 9× the 4 probes
+  _, hist = train.fit(0, op, _params(), x, y, probe_rel_tol=float(spread.rel_std_error) / 3,
+                      max_probes=1000, **kw)
+  assert list(hist["num_probes"]) == [want, want] and 30 <= want <= 40
+  _, capped = train.fit(0, op, _params(), x, y, probe_rel_tol=1e-6, max_probes=50, **kw)
+  assert list(capped["num_probes"]) == [50, 50]
+  _, loose = train.fit(0, op, _params(), x, y, probe_rel_tol=10.0, **kw)  # never lowered
+  assert list(loose["num_probes"]) == [4, 4]
+  _, chol = train.fit(0, op, _params(), x, y, num_steps=2, settings=s, method="cholesky",
+                      probe_rel_tol=0.01)
+  assert list(chol["num_probes"]) == [0, 0]
+  with pytest.raises(ValueError, match="max_probes"):
+    train.fit(0, op, _params(), x, y, probe_rel_tol=0.01, max_probes=2, **kw)
+  with pytest.raises(ValueError, match="probe_rel_tol"):
+    train.fit(0, op, _params(), x, y, probe_rel_tol=0.0, **kw)

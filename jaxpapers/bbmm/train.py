@@ -111,9 +111,12 @@ def _make_step(operator, settings, opt, method, zero_mean, noise_floor):
       g = g._replace(mean=jnp.zeros_like(g.mean))
     updates, opt_state = opt.update(g, st.opt_state, st.raw)
     raw = optax.apply_updates(st.raw, updates)
+    # under jit method="auto" is the size rule (nothing can be timed there)
+    bbmm_used = method == "bbmm" or (method == "auto" and y.shape[0] > settings.cholesky_size)
     m = {"loss": loss, "noise": from_unconstrained(raw, noise_floor).noise,
          "converged": info.converged, "num_iters": info.num_iters,
-         "max_rel_residual": info.max_rel_residual}
+         "max_rel_residual": info.max_rel_residual,
+         "num_probes": jnp.asarray(settings.num_probes if bbmm_used else 0, jnp.int32)}
     return TrainState(raw, opt_state, st.key), m
 
   return step_fn
@@ -143,7 +146,8 @@ def make_fit(operator, *, num_steps: int, settings: mll_lib.Settings = mll_lib.S
     ``fit_fn(key, params, x, y) -> (params, history)``: ``key`` a PRNG key (step ``s`` uses
     ``fold_in(key, s)``), ``params`` the initial :class:`~jaxpapers.bbmm.operators.GPParams`,
     ``x`` ``(n, d)``, ``y`` ``(n,)``; history holds per-step ``loss`` (−MLL/n), ``noise``,
-    ``converged``, ``num_iters`` and ``max_rel_residual`` as ``(num_steps,)`` arrays. Given the
+    ``converged``, ``num_iters``, ``max_rel_residual`` and ``num_probes`` (0 where Cholesky ran)
+    as ``(num_steps,)`` arrays. Given the
     same key, it returns what :func:`fit` returns (up to floating-point reassociation).
   """
   _check_static(settings, num_steps, learning_rate, noise_floor, method)
@@ -166,7 +170,8 @@ def make_fit(operator, *, num_steps: int, settings: mll_lib.Settings = mll_lib.S
 def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
         settings: mll_lib.Settings = mll_lib.Settings(), learning_rate: float = 0.1,
         method: str = "auto", zero_mean: bool = False, noise_floor: float = 1e-4,
-        chunk_size: int = 25, progress: bool = False, on_chunk=None
+        chunk_size: int = 25, progress: bool = False, on_chunk=None,
+        probe_rel_tol: float | None = None, max_probes: int = 1024
         ) -> tuple[ops.GPParams, dict]:
   """Fits GP hyperparameters with Adam on ``−log p(y) / n``.
 
@@ -190,10 +195,17 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     chunk_size: steps per jitted ``lax.scan`` chunk.
     progress: show a progress bar.
     on_chunk: callback ``(state, step, last_metrics)`` after each chunk.
+    probe_rel_tol: adaptive probe count: before training, the gradient's relative standard
+      error at the initial hyperparameters is estimated from its own probes
+      (:func:`~jaxpapers.bbmm.likelihood.gradient_spread`) and ``settings.num_probes`` is raised
+      to the count that brings it to ``probe_rel_tol`` (never lowered; at most ``max_probes``);
+      then ``method="auto"`` times BBMM at that count. ``None``: ``settings.num_probes`` as is.
+    max_probes: cap of the adaptive count.
 
   Returns:
     ``(params, history)``; history holds per-step ``loss`` (−MLL/n), ``noise``, ``converged``,
-    ``num_iters`` and ``max_rel_residual``. If any step did not converge (or its likelihood was
+    ``num_iters``, ``max_rel_residual`` and ``num_probes`` (the count used, per step). If any
+    step did not converge (or its likelihood was
     not finite), one :class:`~jaxpapers.bbmm.likelihood.ConvergenceWarning` names the worst
     residual and iteration count; with ``settings.strict`` a
     :class:`~jaxpapers.bbmm.likelihood.ConvergenceError` is raised instead.
@@ -204,6 +216,18 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
   opt = optax.adam(learning_rate)
   raw0 = to_unconstrained(params, noise_floor)
   state = TrainState(raw0, opt.init(raw0), prng.as_key(key))
+  if probe_rel_tol is not None:
+    validation.check_positive(probe_rel_tol, "probe_rel_tol")
+    if isinstance(max_probes, bool) or not isinstance(max_probes, (int, np.integer)) \
+        or max_probes < settings.num_probes:
+      raise ValueError(f"max_probes must be an int >= settings.num_probes "
+                       f"({settings.num_probes}), got {max_probes!r}")
+    if method != "cholesky":
+      spread = mll_lib.gradient_spread(state.key, operator, params, x, y, settings,
+                                       zero_mean=zero_mean)
+      wanted = spread.probes_for(probe_rel_tol) if np.isfinite(spread.rel_std_error) else max_probes
+      settings = settings._replace(num_probes=int(min(max(settings.num_probes, wanted),
+                                                      max_probes)))
   if method == "auto":
     method = mll_lib.choose_method(state.key, operator, params, x, y, settings,
                                    zero_mean=zero_mean).method

@@ -39,6 +39,7 @@ _GYRO_DT = 0.1  # 10 Hz
 _ACC_STD_FLOOR = 1.0
 _GYRO_STD_FLOOR = 0.5
 TEMPO_RANGE = (0.5, 2.0)  # normalize=True: the window's sampling step is stride × U_log[0.5, 2]
+_NORMALIZED_STRIDE = 1  # normalize=True: 12 frames span 12 samples (1.2 s at tempo 1)
 
 
 class Recordings(NamedTuple):
@@ -151,7 +152,7 @@ def _path(key, rec, num_frames, size, box_left, box_width, normalize=False):
     # (linear interpolation between samples), so a fast walk and a slow run share a rhythm.
     tempo = jnp.exp(jax.random.uniform(k_tempo, (), minval=np.log(TEMPO_RANGE[0]),
                                        maxval=np.log(TEMPO_RANGE[1])))
-    step = stride * tempo
+    step = _NORMALIZED_STRIDE * tempo
     span = (num_frames - 1) * step
     start = jax.random.uniform(k_start, (), maxval=jnp.maximum(length - 1 - span, 0.0))
     t = jnp.minimum(start + step * jnp.arange(num_frames), length - 1)
