@@ -472,7 +472,9 @@ class GradientSpread(NamedTuple):
       ``jax.grad`` of :func:`bbmm_mll` gives at the same key and settings.
     std_error: its standard error per element, ``std_i(g_i) / √t`` over the ``t`` per-probe
       estimates ``g_i`` (same pytree).
-    rel_std_error: ``‖std_error‖ / ‖grad‖``: the expected norm-wise relative error of one draw.
+    rel_std_error: ``‖|θ|·std_error‖ / ‖|θ|·grad‖``: the expected norm-wise relative error of
+      one draw in the gradient w.r.t. ``log θ`` (scale-free: σ² = 0.01 does not weigh 100× in
+      the norm; a zero mean drops out).
     num_probes: ``t``.
   """
 
@@ -544,7 +546,8 @@ def _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y):
   per_probe = fit - 0.5 * s  # (t, P)
   grad = jnp.mean(per_probe, 0)
   se = jnp.std(per_probe, 0, ddof=1) / math.sqrt(per_probe.shape[0])
-  rel = jnp.linalg.norm(se) / jnp.linalg.norm(grad)
+  w = jnp.abs(flat)  # ∂/∂log θ = θ ∂/∂θ
+  rel = jnp.linalg.norm(w * se) / jnp.linalg.norm(w * grad)
   return unravel(grad), unravel(se), rel
 
 
