@@ -276,49 +276,39 @@ _CUED_NOTE = {"smoke": "ConvLSTM and (a), 8×8 cued clips, 2 steps (pipeline onl
                      "3000 Adam steps of 8 clips, 3 seeds vmapped; paired t-intervals",
               "full": "cued set at 16×112×112 with the paper's network"}
 
-register(Reproduction(
-    paper="convlstm_attention", name="cued_gates_without_convolutions",
-    claim="On the cued two-actor set (the class is the gesture at the location a cue marked), "
-          "(a) stays within 2 points of ConvLSTM (paired 95 % interval over seeds)",
-    paper_value="(a) on par with ConvLSTM (Jester, IsoGD)",
-    run=_run_cued, check=check_cued_a, summary=_summary_cued,
-    seeds=_SEEDS, scale_note=_CUED_NOTE))
+def _register_set_rows(prefix, run, description, note):
+  """The two rows judged on one evaluation set: (a) vs ConvLSTM, and attention vs (a)."""
+  register(Reproduction(
+      paper="convlstm_attention", name=f"{prefix}_gates_without_convolutions",
+      claim=f"On {description}, (a) stays within 2 points of ConvLSTM (paired 95 % interval "
+            "over seeds)",
+      paper_value="(a) on par with ConvLSTM (Jester, IsoGD)",
+      run=run, check=check_cued_a, summary=_summary_cued, seeds=_SEEDS, scale_note=note))
+  register(Reproduction(
+      paper="convlstm_attention", name=f"{prefix}_attention_does_not_help",
+      claim=f"On {description}, attention (b)/(c)/(d) is no better than (a) (paired 95 % "
+            "intervals of each − (a) below +2 points)",
+      paper_value="(b)/(c)/(d) ≤ (a)",
+      run=run, check=check_cued_attention,
+      summary=lambda m: _summary_cued(m) + " | − (a): " + ", ".join(
+          f"{v} {_fmt_diff(m[f'{v}_minus_a'])}" for v in ("b", "c", "d") if f"{v}_minus_a" in m),
+      seeds=_SEEDS, scale_note=note))
 
-register(Reproduction(
-    paper="convlstm_attention", name="cued_attention_does_not_help",
-    claim="On the cued two-actor set, attention (b)/(c)/(d) is no better than (a) (paired 95 % "
-          "intervals of each − (a) below +2 points)",
-    paper_value="(b)/(c)/(d) ≤ (a)",
-    run=_run_cued, check=check_cued_attention,
-    summary=lambda m: _summary_cued(m) + " | − (a): " + ", ".join(
-        f"{v} {_fmt_diff(m[f'{v}_minus_a'])}" for v in ("b", "c", "d") if f"{v}_minus_a" in m),
-    seeds=_SEEDS, scale_note=_CUED_NOTE))
+
+_register_set_rows("cued", _run_cued, "the cued two-actor set (the class is the gesture at the "
+                   "location a cue marked)", _CUED_NOTE)
 
 
 # --- clips rendered from real recorded motion (BasicMotions; issue 21) ---------------------------
 
 _MOTION_NOTE = {"smoke": "ConvLSTM and (a), 8×8 clips, 2 steps (pipeline only)",
                 "cpu": "BasicMotions recordings (40 train / 40 test, 4 activities) rendered as "
-                       "12×24×24 clips: amplitude-standardised, random tempo 0.5–2×, a "
+                       "12×24×24 clips of 12 consecutive samples: amplitude-standardised, random "
+                       "tempo 0.5–2×, a "
                        "distractor moving with another recording, clutter and noise; the cpu "
                        "network, 3000 Adam steps of 8 clips, 3 seeds vmapped; evaluation clips "
                        "from the test recordings only; paired t-intervals",
                 "full": "the same set at 16×112×112 with the paper's network"}
 
-register(Reproduction(
-    paper="convlstm_attention", name="motion_gates_without_convolutions",
-    claim="On clips rendered from real recorded motion (BasicMotions), (a) stays within 2 points "
-          "of ConvLSTM (paired 95 % interval over seeds)",
-    paper_value="(a) on par with ConvLSTM (Jester, IsoGD)",
-    run=_run_motion, check=check_cued_a, summary=_summary_cued,
-    seeds=_SEEDS, scale_note=_MOTION_NOTE))
-
-register(Reproduction(
-    paper="convlstm_attention", name="motion_attention_does_not_help",
-    claim="On clips rendered from real recorded motion, attention (b)/(c)/(d) is no better than "
-          "(a) (paired 95 % intervals of each − (a) below +2 points)",
-    paper_value="(b)/(c)/(d) ≤ (a)",
-    run=_run_motion, check=check_cued_attention,
-    summary=lambda m: _summary_cued(m) + " | − (a): " + ", ".join(
-        f"{v} {_fmt_diff(m[f'{v}_minus_a'])}" for v in ("b", "c", "d") if f"{v}_minus_a" in m),
-    seeds=_SEEDS, scale_note=_MOTION_NOTE))
+_register_set_rows("motion", _run_motion, "clips rendered from real recorded motion "
+                   "(BasicMotions)", _MOTION_NOTE)
