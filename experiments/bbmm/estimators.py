@@ -33,10 +33,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "data seed")
 _OUT = flags.DEFINE_string("out", "", "write the per-case records as JSON here")
 
 
-def _spread(case, settings):
+def _spread(case, settings, x, y, ls):
   """The relative standard error the probes imply (``bbmm.gradient_spread``) at draw 0's key, and
   the probe count that would bring it to 1 % (it falls as ``t^-½``)."""
-  x, y, ls = accuracy.case_data(case, _SEED.value)
   p = accuracy.case_params(case, ls, jnp.float32)
   op = ops.ExactOperator(case.kernel, materialize=True)
   spread = likelihood.gradient_spread(jax.random.fold_in(jax.random.key(_SEED.value), 0), op, p,
@@ -62,7 +61,7 @@ def main(argv):
       settings = likelihood.Settings(grad_estimator=est)
       rec = accuracy.run_case(case, _SEED.value, draws=_DRAWS.value, settings=settings, ref=ref)
       if est != "variance_reduced":  # the estimator's own variance, at the first draw's key
-        rec.update(_spread(case, settings))
+        rec.update(_spread(case, settings, x, y, ls))
       ok = (rec["mll_err_mean"] <= reproductions.SUITE_MLL_TOL
             and rec["grad_err_mean"] <= reproductions.SUITE_GRAD_TOL)
       passing[est] += ok

@@ -520,11 +520,7 @@ def gradient_spread(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Ar
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y):
-  n = y.shape[0]
-  rank = min(settings.precond_rank if n >= settings.min_precond_size else 0, n)
-  k1, k2 = jax.random.split(key)  # the probes of _bbmm_mll_jit at this key
-  eps_low = jax.random.normal(k1, (rank, settings.num_probes), y.dtype)
-  eps_noise = jax.random.normal(k2, (n, settings.num_probes), y.dtype)
+  eps_low, eps_noise = _probe_noise(settings, key, y)  # the probes of bbmm_mll at this key
   flat, unravel = jax.flatten_util.ravel_pytree(params)
   r = _mean_residual(params, y, zero_mean)
   _, _, (u, kinv_z, pz, _, _, cv) = _forward(operator, settings, params, x, r, eps_low,
@@ -592,14 +588,18 @@ def _concrete(*arrays) -> bool:
   return all(validation.is_concrete(a) for a in arrays)
 
 
+def _probe_noise(settings, key, y):
+  """Standard normals ``(k, t)`` and ``(n, t)`` from which the probes ``z ~ N(0, P̂)`` are built."""
+  n = y.shape[0]
+  rank = min(settings.precond_rank if n >= settings.min_precond_size else 0, n)
+  k1, k2 = jax.random.split(key)
+  return (jax.random.normal(k1, (rank, settings.num_probes), y.dtype),
+          jax.random.normal(k2, (n, settings.num_probes), y.dtype))
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _bbmm_mll_jit(operator, settings, zero_mean, key, params, x, y):
-  n = y.shape[0]
-  rank = settings.precond_rank if n >= settings.min_precond_size else 0
-  rank = min(rank, n)
-  k1, k2 = jax.random.split(key)
-  eps_low = jax.random.normal(k1, (rank, settings.num_probes), y.dtype)
-  eps_noise = jax.random.normal(k2, (n, settings.num_probes), y.dtype)
+  eps_low, eps_noise = _probe_noise(settings, key, y)
   r = _mean_residual(params, y, zero_mean)
   value, info = _bbmm_core(operator, settings, params, x, r, eps_low, eps_noise)
   value = value + operator.trace_term(operator.prepare(params, x))

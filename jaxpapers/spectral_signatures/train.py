@@ -387,7 +387,7 @@ def run_grid(cfg: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         for seed in cfg.seeds:
           run_id = f"{source}->{target}/eps={epsilon}/{trigger}/seed={seed}"
           key = jax.random.fold_in(as_key(int(seed)), 0)
-          row = done.get(run_id)
+          row, new = done.get(run_id), True
           if row is None:
             row = run_pipeline(key, dataset, cfg, source=int(source), target=int(target),
                                epsilon=float(epsilon), trigger=trigger)
@@ -397,10 +397,8 @@ def run_grid(cfg: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
             row = {**row, **clean_control(key, dataset, cfg, source=int(source),
                                           target=int(target), trigger=trigger)}
           else:
-            rows.append(row)
-            step += 1
-            continue
-          if writer is not None:
+            new = False
+          if new and writer is not None:
             writer.write(step, **{k: v for k, v in row.items() if k != "step"})
           rows.append(row)
           step += 1
