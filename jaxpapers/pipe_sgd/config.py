@@ -47,7 +47,30 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   c.timing.t_comp = -1.0                     # < 0: measure the local gradient time here
   c.timing.t_up = -1.0                       # < 0: measure the update time here
   c.timing.model_size = -1                   # < 0: the model's parameter count
+  # The measured race (race.py): every method as real processes on an emulated cluster, one
+  # shaped full-duplex link per node (cluster.py); wall-clock to the target measured, not modelled.
+  c.race = ml_collections.ConfigDict()
+  c.race.seed = 0
+  c.race.num_workers = 4
+  c.race.hidden = (256, 256)
+  c.race.batch_size = 256             # global (64 per worker)
+  c.race.learning_rate = 0.3
+  c.race.num_steps = 300
+  c.race.snapshot_every = 1
+  c.race.target_accuracy = 0.95
+  c.race.width = 2
+  c.race.compressor = "truncate16"
+  c.race.rate_bytes_per_s = 125e6     # 1 Gbit/s per node; <= 0: unshaped loopback
+  c.race.latency_s = 50e-6            # the model's α beside the measurement
+  c.race.reruns = 3
   if scale == "smoke":
+    c.race.num_workers = 2
+    c.race.hidden = (32,)
+    c.race.batch_size = 32
+    c.race.num_steps = 40
+    c.race.target_accuracy = 0.8
+    c.race.rate_bytes_per_s = 0.0     # unshaped: runs wherever processes can talk on loopback
+    c.race.reruns = 1
     c.hidden = (32,)
     c.num_workers = 2
     c.batch_size = 32
@@ -102,4 +125,11 @@ def validate_config(cfg: ml_collections.ConfigDict):
   _finite(cfg.timing.bandwidth_bytes_per_s, "config.timing.bandwidth_bytes_per_s", strict=True)
   _finite(cfg.timing.gamma, "config.timing.gamma")
   _finite(cfg.timing.zeta, "config.timing.zeta")
+  if "race" in cfg:
+    _int_at_least(cfg.race, "reruns", 1)
+    _finite(cfg.race.rate_bytes_per_s, "config.race.rate_bytes_per_s")
+    _finite(cfg.race.latency_s, "config.race.latency_s")
+    from jaxpapers.pipe_sgd import race  # validates the rest, naming the setting
+
+    race.settings_from_config(cfg.race)
   return cfg

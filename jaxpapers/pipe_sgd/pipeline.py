@@ -251,7 +251,8 @@ class OverlapResult(NamedTuple):
 def run_overlapped(compute_fn: Callable, reduce_fn: Callable, params, batches: Iterable, *,
                    width: int = 2, learning_rate: float | Callable | None = None,
                    optimizer: optax.GradientTransformation | None = None,
-                   warmup_steps: int = 0) -> OverlapResult:
+                   warmup_steps: int = 0,
+                   callback: Callable[[int, Any], None] | None = None) -> OverlapResult:
   """Runs Pipe-SGD with the AllReduce on a second host thread (real compute/comm overlap).
 
   The main ("compute") thread computes local gradients at ``w_t``; the communication thread
@@ -274,6 +275,8 @@ def run_overlapped(compute_fn: Callable, reduce_fn: Callable, params, batches: I
       ``optimizer``.
     optimizer: any optax ``GradientTransformation`` (initialised here on ``params``).
     warmup_steps: synchronous iterations before the pipeline starts.
+    callback: called as ``callback(t, params)`` at the end of iteration ``t`` with the parameters
+      the next iteration computes at (its time counts in ``iteration_seconds``).
 
   Returns:
     An :class:`OverlapResult`; ``opt_state`` holds the optimizer's final state.
@@ -282,6 +285,8 @@ def run_overlapped(compute_fn: Callable, reduce_fn: Callable, params, batches: I
   warmup = check_warmup(warmup_steps)
   if not callable(compute_fn) or not callable(reduce_fn):
     raise TypeError("compute_fn and reduce_fn must be callable")
+  if callback is not None and not callable(callback):
+    raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
   opt = _resolve_optimizer(optimizer, learning_rate)
   opt_state = opt.init(params)
 
@@ -311,6 +316,8 @@ def run_overlapped(compute_fn: Callable, reduce_fn: Callable, params, batches: I
                                                           inflight.popleft().result()))
         inflight.append(comm.submit(reduce_blocking, grads))
       losses.append(float(loss))
+      if callback is not None:
+        callback(t, params)
       times.append(time.perf_counter() - t0)
     for fut in inflight:  # drain: these gradients would only update w_{T+1}, ...
       fut.result()
@@ -323,8 +330,10 @@ def make_overlap_fns(loss_fn: Callable, mesh: jax.sharding.Mesh, *, compressor: 
   """``(compute_fn, reduce_fn)`` for :func:`run_overlapped` on ``mesh`` (both jitted).
 
   ``compute_fn(params, batch)`` returns per-device gradients stacked on a leading device axis
-  (sharded over ``axis_name``) and the mean loss; ``reduce_fn`` averages them over the mesh with
-  ``lax.pmean`` or the compressed ring.
+  (sharded over ``axis_name``) and the mean loss over this process's devices (the whole batch's
+  mean on one process); ``reduce_fn`` averages the gradients over the mesh with ``lax.pmean`` or
+  the compressed ring. The compute holds no collective: across processes, gloo would interleave
+  its messages with those of the AllReduce running on the communication thread.
   """
   c = get_compressor(compressor)
   reduction = _resolve_reduction(reduction, c)
@@ -332,7 +341,7 @@ def make_overlap_fns(loss_fn: Callable, mesh: jax.sharding.Mesh, *, compressor: 
 
   def local_grad(params, batch):
     loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    return jax.tree.map(lambda g: g[None], grads), jax.lax.pmean(loss, axis_name)
+    return jax.tree.map(lambda g: g[None], grads), loss[None]
 
   def local_reduce(grads):
     grads = jax.tree.map(lambda g: g[0], grads)
@@ -341,11 +350,12 @@ def make_overlap_fns(loss_fn: Callable, mesh: jax.sharding.Mesh, *, compressor: 
     return jax.tree.map(lambda g: g / p, tree_ring_allreduce(grads, axis_name, p, c))
 
   compute = jax.jit(shard_map(local_grad, mesh, in_specs=(P(), P(axis_name)),
-                              out_specs=(P(axis_name), P())))
+                              out_specs=(P(axis_name), P(axis_name))))
   reduce = jax.jit(shard_map(local_reduce, mesh, in_specs=P(axis_name), out_specs=P()))
 
   def compute_fn(params, batch):
     check_batch(batch, p)
-    return compute(params, batch)
+    grads, losses = compute(params, batch)
+    return grads, float(np.mean([np.asarray(s.data) for s in losses.addressable_shards]))
 
   return compute_fn, reduce
