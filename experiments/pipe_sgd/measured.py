@@ -1,7 +1,8 @@
 """Pipe-SGD's race to a target accuracy, measured (Li et al., NeurIPS 2018, Sec. 5).
 
   python experiments/pipe_sgd/measured.py --config=experiments/pipe_sgd/configs/default.py:cpu \
-      --workdir=/tmp/pipe_sgd_race [--methods=pipe,allreduce_sync]
+      --workdir=/tmp/pipe_sgd_race [--methods=pipe,allreduce_sync] [--reruns=1] \
+      [--config.race.rate_bytes_per_s=31.25e6]
 
 Every method runs as real processes: ``config.race.num_workers`` workers (and a parameter server
 for the PS methods) on an emulated cluster with one tbf-shaped link of
@@ -20,6 +21,7 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/pipe_sgd_race", "Output folder.")
 _METHODS = flags.DEFINE_list("methods", [], "Methods to race (default: all five).")
+_RERUNS = flags.DEFINE_integer("reruns", None, "Override config.race.reruns.")
 
 
 def main(argv):
@@ -29,6 +31,8 @@ def main(argv):
 
   cfg = pipe_config.validate_config(_CONFIG.value)
   rc = cfg.race
+  if _RERUNS.value is not None:
+    rc.reruns = _RERUNS.value
   os.makedirs(_WORKDIR.value, exist_ok=True)
   log = os.path.join(_WORKDIR.value, "runs.jsonl")
 

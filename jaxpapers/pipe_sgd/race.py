@@ -9,14 +9,16 @@ for real — real gradients of the model on real data, real messages over the li
   (gloo collectives over the shaped links); :func:`~jaxpapers.pipe_sgd.pipeline.run_overlapped`
   with width 1, width ``K`` (the AllReduce of step ``t`` on a second thread, overlapping the
   compute of ``t + 1``), and width ``K`` with the compressed ring AllReduce.
-* ``ps_sync`` / ``ps_async``: a server process on node 0 and ``p`` workers on nodes 1..p. The
-  server's store is JAX's coordination service (it runs in process 0); workers *push* gradients
-  and *pull* parameters as byte strings through its key-value API, so every push and pull crosses
-  the server's NIC. Sync: the server waits for all ``p`` gradients of step ``t``, applies their
-  mean and publishes ``w_{t+1}``. Async: the server applies each gradient as it arrives with step
+* ``ps_sync`` / ``ps_async``: a server process on node 0 and ``p`` workers on nodes 1..p, each
+  worker with its own TCP connection to the server (as in ps-lite; the server's address is
+  published in the runtime's key-value store), so every push and pull crosses the server's NIC.
+  Sync: the server waits for all ``p`` gradients of step ``t``, applies their mean and sends
+  ``w_{t+1}`` to every worker. Async: the server applies each gradient as it arrives with step
   ``η/p`` (``p`` updates carry one synchronous step) and answers that worker's push with the
-  parameters after it (its next pull, as in ps-lite); the workers never wait for each other, and
-  a gradient is as stale as the updates other workers made while it was computed (≈ ``p − 1``).
+  parameters after it (its next pull); the workers never wait for each other, and a gradient is
+  as stale as the updates other workers made while it was computed (≈ ``p − 1``). (The
+  coordination service's key-value store itself is no transport for parameters: a 338 KB value
+  took 16.8 ms to set while a peer waited on it — 20 MB/s, below a 1 Gbit/s link.)
 
 Every method uses the same data: at iteration ``t`` worker ``k`` takes shard ``k`` of the same
 global minibatch. The clock starts after compilation, at a barrier; process 0 copies the
@@ -28,6 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import selectors
+import socket
+import struct
 import sys
 import time
 from collections.abc import Sequence
@@ -171,7 +176,56 @@ def _run_allreduce(s: dict, method: str) -> dict | None:
           "model_size": int(flat0.size), "ds": ds, "apply_fn": apply_fn, "unravel": unravel}
 
 
-def _run_ps(s: dict, method: str) -> dict | None:
+_HEADER = struct.Struct("<qq")  # (version or step, payload bytes)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytearray:
+  buf = bytearray(n)
+  view, got = memoryview(buf), 0
+  while got < n:
+    k = sock.recv_into(view[got:], n - got)
+    if k == 0:
+      raise ConnectionError(f"peer closed the connection after {got} of {n} bytes")
+    got += k
+  return buf
+
+
+def _send(sock: socket.socket, tag: int, x: np.ndarray):
+  payload = np.ascontiguousarray(x, np.float32)
+  sock.sendall(_HEADER.pack(tag, payload.nbytes))
+  sock.sendall(memoryview(payload).cast("B"))
+
+
+def _recv(sock: socket.socket) -> tuple[int, np.ndarray]:
+  tag, size = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
+  return tag, np.frombuffer(_recv_exact(sock, size), np.float32)
+
+
+def _connect_ps(host: str, p: int, pid: int):
+  """The server listens on ``host`` and publishes its port in the runtime's key-value store;
+  worker ``pid − 1`` connects and says who it is. Returns the server's sockets (by worker) or
+  the worker's socket."""
+  client = _client()
+  if pid == 0:
+    lst = socket.create_server((host, 0), backlog=p)
+    client.key_value_set("race/ps_address", f"{host}:{lst.getsockname()[1]}")
+    socks = [None] * p
+    for _ in range(p):
+      conn, _ = lst.accept()
+      conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+      (k,) = struct.unpack("<q", _recv_exact(conn, 8))
+      socks[k] = conn
+    lst.close()
+    return socks
+  addr = client.blocking_key_value_get("race/ps_address", _TIMEOUT_MS)
+  h, _, port = addr.rpartition(":")
+  conn = socket.create_connection((h, int(port)))
+  conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+  conn.sendall(struct.pack("<q", pid - 1))
+  return conn
+
+
+def _run_ps(s: dict, method: str, host: str) -> dict | None:
   """The server (process 0) or one worker (processes 1..p) of a parameter-server race."""
   import jax
 
@@ -183,63 +237,57 @@ def _run_ps(s: dict, method: str) -> dict | None:
   ds, w, unravel, apply_fn, stream = _problem(s)
   grad = _grad_fn(unravel, apply_fn)
   lr, steps = float(s["learning_rate"]), s["num_steps"]
-  head = (0).to_bytes(8, "little") + w.tobytes()
+  conn = _connect_ps(host, p, pid)
   if pid == 0:
-    for key in (["w/0"] if method == "ps_sync" else [f"w/{k}/0" for k in range(p)]):
-      client.key_value_set_bytes(key, head)
     t_comp = _median_seconds(grad, w, _shard(stream, 0, 0, p))
   else:
     k = pid - 1
     jax.block_until_ready(grad(w, _shard(stream, 0, k, p)))
   client.wait_at_barrier(f"race_start_{method}", _TIMEOUT_MS)
   start = time.perf_counter()
-  if pid != 0:  # worker k
+  if pid != 0:  # worker k: pull, compute, push
     for t in range(steps):
-      raw = client.blocking_key_value_get_bytes(f"w/{t}" if method == "ps_sync" else f"w/{k}/{t}",
-                                                _TIMEOUT_MS)
-      g, _ = grad(np.frombuffer(raw[8:], np.float32), _shard(stream, t, k, p))
-      key = f"g/{t}/{k}" if method == "ps_sync" else f"a/{k}/{t}"
-      client.key_value_set_bytes(key, raw[:8] + np.asarray(g, np.float32).tobytes())
+      version, wt = _recv(conn)
+      g, _ = grad(wt, _shard(stream, t, k, p))
+      _send(conn, version, np.asarray(g, np.float32))
+    conn.close()
     client.wait_at_barrier(f"race_end_{method}", _TIMEOUT_MS)
     return None
-  snaps, log, every = [], [], s["snapshot_every"]
+  socks, snaps, log, every = conn, [], [], s["snapshot_every"]
+  for sock in socks:  # everyone's first pull
+    _send(sock, 0, w)
   if method == "ps_sync":
     for t in range(steps):
-      gs = [np.frombuffer(client.blocking_key_value_get_bytes(f"g/{t}/{k}", _TIMEOUT_MS)[8:],
-                          np.float32) for k in range(p)]
+      gs = [_recv(sock)[1] for sock in socks]
       w = w - lr * (np.sum(gs, axis=0) / p)
-      client.key_value_set_bytes(f"w/{t + 1}", (t + 1).to_bytes(8, "little") + w.tobytes())
-      for k in range(p):
-        client.key_value_delete(f"g/{t}/{k}")
-      client.key_value_delete(f"w/{t}")  # every worker pushed g_t, so every worker has read w_t
+      if t + 1 < steps:
+        for sock in socks:
+          _send(sock, t + 1, w)
       if (t + 1) % every == 0:
         snaps.append((t + 1, time.perf_counter() - start, w.copy()))
   else:
-    nxt, version = [0] * p, 0
+    sel = selectors.DefaultSelector()
+    for k, sock in enumerate(socks):
+      sel.register(sock, selectors.EVENT_READ, k)
+    pushed, version = [0] * p, 0
     while version < steps * p:
-      got = False
-      for k in range(p):
-        if nxt[k] >= steps:
-          continue
-        key = f"a/{k}/{nxt[k]}"
-        try:
-          raw = client.key_value_try_get_bytes(key)
-        except Exception:  # noqa: BLE001 - not pushed yet (the runtime raises NOT_FOUND)
-          continue
-        w = w - (lr / p) * np.frombuffer(raw[8:], np.float32)
-        log.append((k, nxt[k], int.from_bytes(raw[:8], "little")))
+      for key, _ in sel.select():
+        k = key.data
+        used, g = _recv(socks[k])
+        w = w - (lr / p) * g
+        log.append((k, pushed[k], used))
         version += 1
-        nxt[k] += 1
-        client.key_value_delete(key)
-        client.key_value_delete(f"w/{k}/{nxt[k] - 1}")  # read before this push
-        # the reply to worker k's push: the parameters after applying it (its next pull)
-        client.key_value_set_bytes(f"w/{k}/{nxt[k]}", version.to_bytes(8, "little") + w.tobytes())
+        pushed[k] += 1
+        if pushed[k] < steps:  # the reply to worker k's push: its next pull
+          _send(socks[k], version, w)
+        else:
+          sel.unregister(socks[k])
         if version % (p * every) == 0:
           snaps.append((version // p, time.perf_counter() - start, w.copy()))
-        got = True
-      if not got:
-        time.sleep(1e-4)
+    sel.close()
   total = time.perf_counter() - start
+  for sock in socks:
+    sock.close()
   client.wait_at_barrier(f"race_end_{method}", _TIMEOUT_MS)
   return {"snapshots": snaps, "total_s": total, "t_comp_s": t_comp, "log": log, "final_params": w,
           "model_size": int(w.size), "ds": ds, "apply_fn": apply_fn, "unravel": unravel}
@@ -266,10 +314,13 @@ def _summarise(s: dict, method: str, out: dict) -> dict:
   return res
 
 
-def run_worker(s: dict, method: str) -> tuple[dict, np.ndarray] | None:
-  """Runs this process's part of ``method``'s race; process 0 returns (summary, final params)."""
+def run_worker(s: dict, method: str, host: str = "127.0.0.1") -> tuple[dict, np.ndarray] | None:
+  """Runs this process's part of ``method``'s race; process 0 returns (summary, final params).
+
+  ``host``: process 0's address (where the parameter server listens).
+  """
   check_settings(s)
-  out = (_run_allreduce if method in AR_METHODS else _run_ps)(s, method)
+  out = _run_allreduce(s, method) if method in AR_METHODS else _run_ps(s, method, host)
   if out is None:
     return None
   final = np.asarray(out.pop("final_params"), np.float32)
@@ -448,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   distributed.initialize(a.coordinator, a.num_processes, a.process_id)
   import jax
 
-  res = run_worker(s, a.method)
+  res = run_worker(s, a.method, a.coordinator.rpartition(":")[0])
   if res is not None:
     if a.params_out:
       np.save(a.params_out, res[1])
