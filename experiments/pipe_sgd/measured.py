@@ -2,7 +2,8 @@
 
   python experiments/pipe_sgd/measured.py --config=experiments/pipe_sgd/configs/default.py:cpu \
       --workdir=/tmp/pipe_sgd_race [--methods=pipe,allreduce_sync] [--reruns=1] \
-      [--config.race.rate_bytes_per_s=31.25e6]
+      [--config.race.rate_bytes_per_s=31.25e6] \
+      [--config.race.dataset=cifar10_jpeg --config.race.model=cnn --config.race.hidden='(64,)']
 
 Every method runs as real processes: ``config.race.num_workers`` workers (and a parameter server
 for the PS methods) on an emulated cluster with one tbf-shaped link of
@@ -41,7 +42,8 @@ def main(argv):
       f.write(json.dumps({"rerun": i, "method": m, **r}) + "\n")
     print(f"rerun {i} {m}: time to target {r['time_to_target_s']}", flush=True)
 
-  res = race.race(race.settings_from_config(rc), _METHODS.value or race.METHODS,
+  data_file = race.prepare_data(rc.dataset, _WORKDIR.value, max_per_class=int(rc.max_per_class))
+  res = race.race(race.settings_from_config(rc, data_file), _METHODS.value or race.METHODS,
                   rate_bytes_per_s=float(rc.rate_bytes_per_s) or None, reruns=int(rc.reruns),
                   latency_s=float(rc.latency_s), on_run=save)
   print(race.format_table(res))

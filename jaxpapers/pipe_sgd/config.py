@@ -51,6 +51,10 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
   # shaped full-duplex link per node (cluster.py); wall-clock to the target measured, not modelled.
   c.race = ml_collections.ConfigDict()
   c.race.seed = 0
+  c.race.dataset = "digits"           # digits | cifar10_jpeg (../shared/data)
+  c.race.max_per_class = 1000         # cifar10_jpeg: training images per class (test: 1/5)
+  c.race.model = "mlp"                # mlp | cnn
+  c.race.channels = (8, 16)           # cnn
   c.race.num_workers = 4
   c.race.hidden = (256, 256)
   c.race.batch_size = 256             # global (64 per worker)
@@ -71,6 +75,14 @@ def get_config(scale: str = "cpu") -> ml_collections.ConfigDict:
     c.race.target_accuracy = 0.8
     c.race.rate_bytes_per_s = 0.0     # unshaped: runs wherever processes can talk on loopback
     c.race.reruns = 1
+  # The same race where compute and communication take similar times, as on the paper's GPU
+  # cluster: a CNN on CIFAR-10 (about 25–30 ms of compute per step here) behind 80 Mbit/s links.
+  c.race_cifar = ml_collections.ConfigDict(c.race.to_dict())
+  c.race_cifar.update(dataset="cifar10_jpeg", max_per_class=500, model="cnn", hidden=(64,),
+                      learning_rate=0.05, target_accuracy=0.35, rate_bytes_per_s=10e6)
+  if scale == "smoke":
+    c.race_cifar.update(max_per_class=20, num_steps=10, target_accuracy=0.0,
+                        rate_bytes_per_s=0.0)
     c.hidden = (32,)
     c.num_workers = 2
     c.batch_size = 32
@@ -125,11 +137,16 @@ def validate_config(cfg: ml_collections.ConfigDict):
   _finite(cfg.timing.bandwidth_bytes_per_s, "config.timing.bandwidth_bytes_per_s", strict=True)
   _finite(cfg.timing.gamma, "config.timing.gamma")
   _finite(cfg.timing.zeta, "config.timing.zeta")
-  if "race" in cfg:
-    _int_at_least(cfg.race, "reruns", 1)
-    _finite(cfg.race.rate_bytes_per_s, "config.race.rate_bytes_per_s")
-    _finite(cfg.race.latency_s, "config.race.latency_s")
+  for block in ("race", "race_cifar"):
+    if block not in cfg:
+      continue
+    rc = cfg[block]
+    _int_at_least(rc, "reruns", 1)
+    _int_at_least(rc, "max_per_class", 1)
+    check_in(rc.dataset, f"config.{block}.dataset", ("digits", "cifar10_jpeg"))
+    _finite(rc.rate_bytes_per_s, f"config.{block}.rate_bytes_per_s")
+    _finite(rc.latency_s, f"config.{block}.latency_s")
     from jaxpapers.pipe_sgd import race  # validates the rest, naming the setting
 
-    race.settings_from_config(cfg.race)
+    race.settings_from_config(rc)
   return cfg

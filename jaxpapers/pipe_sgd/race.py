@@ -76,7 +76,37 @@ def check_settings(s: dict) -> dict:
     raise ValueError(f"race setting learning_rate must be finite and > 0, got {s['learning_rate']}")
   if not 0 <= s["target_accuracy"] <= 1:
     raise ValueError(f"race setting target_accuracy must be in [0, 1], got {s['target_accuracy']}")
+  if s.get("model", "mlp") not in ("mlp", "cnn"):
+    raise ValueError(f"race setting model must be 'mlp' or 'cnn', got {s.get('model')!r}")
+  if not isinstance(s.get("data_file", ""), str):
+    raise ValueError(f"race setting data_file must be a path string, got {s.get('data_file')!r}")
   return s
+
+
+def prepare_data(dataset: str, folder: str, *, max_per_class: int = 1000,
+                 data_dir: str | None = None) -> str:
+  """Loads ``dataset`` once and saves it as ``folder/race_<dataset>.npz`` for the processes.
+
+  ``"digits"`` needs no file (returns ``""``); ``"cifar10_jpeg"`` reads the shared JPEG archive
+  (``max_per_class`` training and ``max_per_class // 5`` test images per class).
+  """
+  import os
+
+  from jaxpapers.pipe_sgd import data
+
+  if dataset == "digits":
+    return ""
+  if dataset != "cifar10_jpeg":
+    raise ValueError(f"dataset must be 'digits' or 'cifar10_jpeg', got {dataset!r}")
+  path = os.path.join(folder, f"race_{dataset}_{max_per_class}.npz")
+  if not os.path.exists(path):
+    ds = data.load_cifar10_jpeg_tar(data_dir, max_per_class=max_per_class,
+                                    max_test_per_class=max(1, max_per_class // 5))
+    os.makedirs(folder, exist_ok=True)
+    np.savez(path + ".tmp.npz", x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test,
+             y_test=ds.y_test)
+    os.replace(path + ".tmp.npz", path)
+  return path
 
 
 def _problem(s: dict):
@@ -86,9 +116,18 @@ def _problem(s: dict):
 
   from jaxpapers.pipe_sgd import data, models
 
-  ds = data.load_digits(seed=s["seed"])
-  params, apply_fn = models.init_model(jax.random.key(s["seed"]), "mlp", ds.x_train.shape[1:],
-                                       ds.num_classes, hidden=tuple(s["hidden"]))
+  if s.get("data_file"):
+    try:
+      with np.load(s["data_file"]) as z:
+        ds = data.Dataset(z["x_train"], z["y_train"], z["x_test"], z["y_test"], 10)
+    except (OSError, KeyError, ValueError) as e:
+      raise ValueError(f"{s['data_file']}: not a race data file ({e})") from e
+  else:
+    ds = data.load_digits(seed=s["seed"])
+  params, apply_fn = models.init_model(jax.random.key(s["seed"]), s.get("model", "mlp"),
+                                       ds.x_train.shape[1:], ds.num_classes,
+                                       hidden=tuple(s["hidden"]),
+                                       channels=tuple(s.get("channels", (8, 16))))
   flat, unravel = ravel_pytree(params)
   stream = data.stacked_batches(ds.x_train, ds.y_train, s["batch_size"], s["num_steps"],
                                 seed=s["seed"])
@@ -327,9 +366,12 @@ def run_worker(s: dict, method: str, host: str = "127.0.0.1") -> tuple[dict, np.
   return _summarise(s, method, out), final
 
 
-def settings_from_config(rc) -> dict:
-  """The race settings (JSON-able) from a config's ``race`` block."""
+def settings_from_config(rc, data_file: str = "") -> dict:
+  """The race settings (JSON-able) from a config's ``race`` block (``data_file``: from
+  :func:`prepare_data`)."""
   return check_settings({
+      "model": str(rc.get("model", "mlp")), "channels": [int(c) for c in rc.get("channels", (8, 16))],
+      "data_file": data_file,
       "seed": int(rc.seed), "hidden": [int(h) for h in rc.hidden],
       "num_workers": int(rc.num_workers), "batch_size": int(rc.batch_size),
       "learning_rate": float(rc.learning_rate), "num_steps": int(rc.num_steps),

@@ -22,6 +22,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from jaxpapers._src.registry import Reproduction, register
@@ -176,7 +178,7 @@ def summary_overlap(m):
   return s
 
 
-def run_race(scale, seeds, workdir):
+def run_race(scale, seeds, workdir, block="race"):
   """The measured race (race.py), ``reruns`` times per seed (data order and initialisation).
 
   Speed-up medians pool every seed and rerun; ``*_rerun_spread`` is the largest spread between
@@ -188,9 +190,10 @@ def run_race(scale, seeds, workdir):
   from jaxpapers.pipe_sgd import race
 
   cfg = pipe_config.validate_config(pipe_config.get_config(scale))
-  rc = cfg.race
+  rc = cfg[block]
   rate = float(rc.rate_bytes_per_s) or None
   per_seed, runs = [], {}
+  data_file = race.prepare_data(rc.dataset, workdir, max_per_class=int(rc.max_per_class))
   for seed in seeds:
     rc.seed = int(seed)
     progress = os.path.join(workdir, f"race_seed{seed}.jsonl")
@@ -199,12 +202,13 @@ def run_race(scale, seeds, workdir):
       with open(progress, "a") as f:
         f.write(json.dumps({"rerun": i, "method": m, **r}) + "\n")
 
-    one = race.race(race.settings_from_config(rc), rate_bytes_per_s=rate, reruns=int(rc.reruns),
+    one = race.race(race.settings_from_config(rc, data_file), rate_bytes_per_s=rate, reruns=int(rc.reruns),
                     latency_s=float(rc.latency_s), on_run=save)
     for m, rs in one.pop("runs").items():
       runs.setdefault(m, []).extend(rs)
     per_seed.append(one)
-  res = race.summarise_race(race.settings_from_config(rc), runs, rate, float(rc.latency_s))
+  res = race.summarise_race(race.settings_from_config(rc, data_file), runs, rate,
+                            float(rc.latency_s))
   res["seeds"] = list(seeds)
   res["reruns_per_seed"] = int(rc.reruns)
   for a, b in race.SPEEDUPS:
@@ -329,4 +333,19 @@ register(Reproduction(
                        "an emulated cluster: 1 Gbit/s tbf link per node; 3 seeds x 2 reruns",
                 "full": "as cpu"},
     budget_s={"smoke": 60, "cpu": 900},
+))
+
+register(Reproduction(
+    paper=PAPER, name="measured_race_cifar",
+    claim="Pipe-SGD (+compression) reaches the target accuracy fastest in measured wall-clock; up "
+          "to 5.4x vs conventional approaches — where compute and communication take similar "
+          "times, as on the paper's cluster",
+    paper_value=5.4, run=functools.partial(run_race, block="race_cifar"), check=check_race,
+    summary=summary_race, seeds={"smoke": (0,), "cpu": (1, 2), "full": (1, 2)},
+    scale_note={"smoke": "CIFAR-10 CNN(8,16; 64), p=2, 10 iterations, unshaped loopback, 1 run",
+                "cpu": "CIFAR-10 (500 images per class) CNN(8,16; 64), p=4 (+1 server), 300 "
+                       "iterations, target 35 %, emulated cluster with an 80 Mbit/s tbf link per "
+                       "node; 2 seeds (not the seed 0 the setting was first tried on) x 2 reruns",
+                "full": "as cpu"},
+    budget_s={"smoke": 60, "cpu": 1200}, datasets=("cifar10-jpeg",),
 ))
