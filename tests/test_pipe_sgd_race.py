@@ -147,3 +147,89 @@ def test_measured_binary_writes_the_race_and_every_finished_run(tmp_path):
                                                            abs=1e-6)
   assert res["reruns"] == 1 and not any(k.startswith("speedup_") for k in res)  # no Pipe-SGD raced
   assert "allreduce_sync" in proc.stdout and "time to target" in proc.stdout
+
+
+def test_cifar_jpeg_race_data_and_a_cnn_across_processes(tmp_path):
+  import io
+  import tarfile
+
+  from PIL import Image
+
+  from jaxpapers.pipe_sgd import data
+
+  archive = tmp_path / "c.tar.gz"
+  rng = np.random.default_rng(0)
+  with tarfile.open(archive, "w:gz") as tar:
+    for split, count in (("train", 10), ("test", 2)):
+      for cls in ("airplane", "bird", "truck"):
+        for i in range(count):
+          buf = io.BytesIO()
+          Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(buf, "JPEG")
+          info = tarfile.TarInfo(f"cifar10-jpeg/{split}/{cls}/{i:04d}.jpg")
+          info.size = len(buf.getvalue())
+          tar.addfile(info, io.BytesIO(buf.getvalue()))
+  assert race.prepare_data("digits", str(tmp_path)) == ""
+  with pytest.raises(ValueError, match="dataset must be"):
+    race.prepare_data("imagenet", str(tmp_path))
+  path = race.prepare_data("cifar10_jpeg", str(tmp_path / "wd"), max_per_class=8,
+                           archive=str(archive))
+  ref = data.load_cifar10_jpeg_tar(archive, max_per_class=8, max_test_per_class=1)
+  s = {**S, "model": "cnn", "channels": [4, 8], "hidden": [16], "data_file": path,
+       "num_steps": 4, "batch_size": 8, "learning_rate": 0.05}
+  ds = race._problem(s)[0]
+  np.testing.assert_array_equal(ds.x_train, ref.x_train)
+  np.testing.assert_array_equal(ds.y_test, ref.y_test)
+  assert ds.x_train.shape == (24, 32, 32, 3) and ds.x_test.shape == (3, 32, 32, 3)
+  _, w = _run("ps_sync", tmp_path, s)
+  np.testing.assert_allclose(w, _serial(s, 1), atol=2e-5)
+  with pytest.raises(ValueError, match="not a race data file"):
+    race._problem({**s, "data_file": str(tmp_path / "missing.npz")})
+  with pytest.raises(ValueError, match="model must be"):
+    race.check_settings({**s, "model": "resnet"})
+
+
+@pytest.mark.skipif(not cluster.available(), reason="needs unshare -n, ip netns, veth and tc tbf")
+def test_a_killed_cluster_run_leaves_no_workers_or_namespaces(tmp_path):
+  import json
+  import os
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  s = {**S, "num_steps": 100_000}  # far longer than the test waits
+  proc = subprocess.Popen(
+      ["unshare", "-n", sys.executable, "-m", "jaxpapers.pipe_sgd.cluster", "--num_nodes=2",
+       "--rate_bytes_per_s=1e8", "--", "--method=allreduce_sync", "--settings=" + json.dumps(s)],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster._env())
+  tag = f"jp{proc.pid % 100000}"
+
+  def workers():  # the worker processes (python -m jaxpapers.pipe_sgd.race) of this run
+    return [pid for pid in _pids() if "jaxpapers.pipe_sgd.race" in _cmdline(pid)
+            and f"--settings={json.dumps(s)}" in _cmdline(pid)]
+
+  deadline = time.monotonic() + 60
+  while time.monotonic() < deadline and len(workers()) < 2:
+    time.sleep(0.5)
+  started = workers()
+  assert len(started) == 2, "the workers never started"
+  os.kill(proc.pid, signal.SIGTERM)
+  proc.communicate(timeout=60)
+  time.sleep(2)
+  assert not [pid for pid in started if os.path.exists(f"/proc/{pid}")]
+  names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+  assert tag not in names
+
+
+def _pids():
+  import os
+
+  return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def _cmdline(pid):
+  try:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+      return f.read().decode(errors="replace").split("\0")
+  except OSError:
+    return []

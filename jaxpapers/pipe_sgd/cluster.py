@@ -61,6 +61,23 @@ def available() -> bool:
   return r.returncode == 0
 
 
+def _die_with_parent():
+  """``preexec_fn``: the child gets SIGTERM when the process that started it dies (Linux), so a
+  killed run leaves no workers or namespaces behind."""
+  import ctypes
+  import signal
+
+  try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
+def _term_as_exit(signum, frame):
+  del frame
+  raise SystemExit(128 + signum)
+
+
 def _env() -> dict:
   env = dict(os.environ)
   env.update({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"})
@@ -105,11 +122,19 @@ def _launch(cmds: Sequence[Sequence[str]], timeout: float) -> list[str]:
   Raises:
     RuntimeError: a process failed (with its stderr's tail) or the run timed out.
   """
-  procs = [subprocess.Popen(list(c), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env()) for c in cmds]
+  import signal
+
+  procs, outs = [], []
   deadline = time.monotonic() + timeout
-  outs = []
   try:
+    # a SIGTERM while starting the processes waits until every one is known to the clean-up
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+      for c in cmds:
+        procs.append(subprocess.Popen(list(c), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=_env(), preexec_fn=_die_with_parent))
+    finally:
+      signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     for proc in procs:
       out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
       outs.append((proc.returncode, out, err))
@@ -129,6 +154,9 @@ def _launch(cmds: Sequence[Sequence[str]], timeout: float) -> list[str]:
 def _inside(num_nodes: int, rate: float, module: str, worker_args: Sequence[str], timeout: float,
             probe: bool) -> int:
   """Runs in the outer namespace: build the cluster, run one process per node, tear down."""
+  import signal
+
+  signal.signal(signal.SIGTERM, _term_as_exit)  # run the clean-up below when killed
   tag = f"jp{os.getpid() % 100000}"
   made = []
   try:
@@ -187,7 +215,15 @@ def run(num_nodes: int, module: str, worker_args: Sequence[str], *,
   cmd = ["unshare", "-n", sys.executable, "-m", "jaxpapers.pipe_sgd.cluster",
          f"--num_nodes={num_nodes}", f"--rate_bytes_per_s={rate_bytes_per_s!r}",
          f"--module={module}", f"--timeout={timeout}", "--", *worker_args]
-  r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60, env=_env())
+  with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        env=_env(), preexec_fn=_die_with_parent) as proc:
+    try:
+      out, err = proc.communicate(timeout=timeout + 60)
+    except BaseException:
+      proc.terminate()  # the namespace process tears the cluster down on SIGTERM
+      proc.communicate(timeout=30)
+      raise
+  r = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
   if r.returncode != 0:
     raise RuntimeError(f"cluster run failed ({r.returncode}):\n{r.stderr[-3000:]}")
   for line in r.stdout.splitlines():

@@ -84,11 +84,12 @@ def check_settings(s: dict) -> dict:
 
 
 def prepare_data(dataset: str, folder: str, *, max_per_class: int = 1000,
-                 data_dir: str | None = None) -> str:
-  """Loads ``dataset`` once and saves it as ``folder/race_<dataset>.npz`` for the processes.
+                 archive: str | None = None) -> str:
+  """Loads ``dataset`` once and saves it as ``folder/race_<dataset>_<max>.npz`` for the processes.
 
-  ``"digits"`` needs no file (returns ``""``); ``"cifar10_jpeg"`` reads the shared JPEG archive
-  (``max_per_class`` training and ``max_per_class // 5`` test images per class).
+  ``"digits"`` needs no file (returns ``""``); ``"cifar10_jpeg"`` reads the JPEG archive
+  ``archive`` (default: ``cifar10-jpeg`` in ``../shared/data``) — ``max_per_class`` training and
+  ``max_per_class // 5`` test images per class.
   """
   import os
 
@@ -100,7 +101,7 @@ def prepare_data(dataset: str, folder: str, *, max_per_class: int = 1000,
     raise ValueError(f"dataset must be 'digits' or 'cifar10_jpeg', got {dataset!r}")
   path = os.path.join(folder, f"race_{dataset}_{max_per_class}.npz")
   if not os.path.exists(path):
-    ds = data.load_cifar10_jpeg_tar(data_dir, max_per_class=max_per_class,
+    ds = data.load_cifar10_jpeg_tar(archive, max_per_class=max_per_class,
                                     max_test_per_class=max(1, max_per_class // 5))
     os.makedirs(folder, exist_ok=True)
     np.savez(path + ".tmp.npz", x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test,
