@@ -28,7 +28,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 
 from jaxpapers.pipe_sgd import distributed
@@ -59,18 +58,6 @@ def available() -> bool:
   except (OSError, subprocess.TimeoutExpired):
     return False
   return r.returncode == 0
-
-
-def _die_with_parent():
-  """``preexec_fn``: the child gets SIGTERM when the process that started it dies (Linux), so a
-  killed run leaves no workers or namespaces behind."""
-  import ctypes
-  import signal
-
-  try:
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-  except (OSError, AttributeError):
-    pass
 
 
 def _term_as_exit(signum, frame):
@@ -117,38 +104,9 @@ def _worker(module: str, coordinator: str, num_nodes: int, i: int,
 
 
 def _launch(cmds: Sequence[Sequence[str]], timeout: float) -> list[str]:
-  """Starts every command at once and waits for all; returns their stdouts.
-
-  Raises:
-    RuntimeError: a process failed (with its stderr's tail) or the run timed out.
-  """
-  import signal
-
-  procs, outs = [], []
-  deadline = time.monotonic() + timeout
-  try:
-    # a SIGTERM while starting the processes waits until every one is known to the clean-up
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    try:
-      for c in cmds:
-        procs.append(subprocess.Popen(list(c), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, env=_env(), preexec_fn=_die_with_parent))
-    finally:
-      signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    for proc in procs:
-      out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
-      outs.append((proc.returncode, out, err))
-  except subprocess.TimeoutExpired as e:
-    raise RuntimeError(f"run timed out after {timeout} s") from e
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-  for i, (rc, _, err) in enumerate(outs):
-    if rc != 0:
-      raise RuntimeError(f"process {i} exited with {rc}:\n{err[-3000:]}")
-  return [o[1] for o in outs]
+  """Starts every command at once and waits for all; returns their stdouts (see
+  :func:`distributed.run_all`)."""
+  return [r.stdout for r in distributed.run_all(cmds, timeout=timeout, env=_env())]
 
 
 def _inside(num_nodes: int, rate: float, module: str, worker_args: Sequence[str], timeout: float,
@@ -216,7 +174,7 @@ def run(num_nodes: int, module: str, worker_args: Sequence[str], *,
          f"--num_nodes={num_nodes}", f"--rate_bytes_per_s={rate_bytes_per_s!r}",
          f"--module={module}", f"--timeout={timeout}", "--", *worker_args]
   with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                        env=_env(), preexec_fn=_die_with_parent) as proc:
+                        env=_env(), preexec_fn=distributed.die_with_parent) as proc:
     try:
       out, err = proc.communicate(timeout=timeout + 60)
     except BaseException:

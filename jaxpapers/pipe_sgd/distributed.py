@@ -324,15 +324,48 @@ def launch_local(num_processes: int, args: Sequence[str] = (), *, timeout: float
   full_env = dict(os.environ)
   full_env.update({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"})
   full_env.update(env or {})
-  procs = [subprocess.Popen([*prefix, *worker_command(coordinator, num_processes, i, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=full_env) for i in range(num_processes)]
-  deadline = time.monotonic() + timeout
-  results = []
+  return run_all([[*prefix, *worker_command(coordinator, num_processes, i, args)]
+                  for i in range(num_processes)], timeout=timeout, env=full_env)
+
+
+def die_with_parent():
+  """``preexec_fn``: the child gets SIGTERM when the process that started it dies (Linux), so a
+  killed run leaves no workers or namespaces behind."""
+  import ctypes
+  import signal
+
   try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
+def run_all(cmds: Sequence[Sequence[str]], *, timeout: float, env: dict | None = None
+            ) -> list[LaunchResult]:
+  """Starts every command at once, waits for all and returns their results in order.
+
+  Each process dies with the one that started it (``PR_SET_PDEATHSIG``), and a SIGTERM that
+  arrives while they start waits until all of them are known to the clean-up, so a killed run
+  leaves none behind.
+
+  Raises:
+    RuntimeError: a process failed (with the tail of its stderr) or the run timed out (every
+      process still running is killed).
+  """
+  import signal
+
+  procs, results = [], []
+  deadline = time.monotonic() + timeout
+  try:
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+      for c in cmds:
+        procs.append(subprocess.Popen(list(c), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=env, preexec_fn=die_with_parent))
+    finally:
+      signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     for proc in procs:
-      remaining = max(0.1, deadline - time.monotonic())
-      out, err = proc.communicate(timeout=remaining)
+      out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
       results.append(LaunchResult(proc.returncode, out, err))
   except subprocess.TimeoutExpired as e:
     raise RuntimeError(f"distributed run timed out after {timeout} s") from e
