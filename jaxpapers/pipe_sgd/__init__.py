@@ -7,11 +7,13 @@ NeurIPS 2018. Data-parallel SGD whose AllReduce of step t overlaps the compute o
 parameter-server and AllReduce training, and lossy compression inside the ring AllReduce.
 """
 
+from jaxpapers.pipe_sgd import cluster as cluster
 from jaxpapers.pipe_sgd import config as config
 from jaxpapers.pipe_sgd import data as data
 from jaxpapers.pipe_sgd import distributed as distributed
 from jaxpapers.pipe_sgd import models as models
 from jaxpapers.pipe_sgd import netshape as netshape
+from jaxpapers.pipe_sgd import race as race
 from jaxpapers.pipe_sgd import timing as timing
 from jaxpapers.pipe_sgd.allreduce import default_mesh as default_mesh
 from jaxpapers.pipe_sgd.allreduce import make_allreduce as make_allreduce
