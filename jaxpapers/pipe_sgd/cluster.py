@@ -9,7 +9,7 @@ its ingress) to ``rate`` bytes/s — a full-duplex NIC per node. Everything live
 ``unshare -n`` namespace, so nothing touches the host's network.
 
 Node ``i`` has address ``10.77.0.{i+1}``; process ``i`` runs on node ``i`` and process 0 hosts
-JAX's coordination service (and with it the key-value store the parameter server uses).
+JAX's coordination service.
 
 Usage::
 
@@ -97,12 +97,6 @@ def setup_commands(num_nodes: int, rate_bytes_per_s: float, tag: str) -> list[li
   return cmds
 
 
-def _worker(module: str, coordinator: str, num_nodes: int, i: int,
-            worker_args: Sequence[str]) -> list[str]:
-  return [sys.executable, "-m", module, f"--coordinator={coordinator}",
-          f"--num_processes={num_nodes}", f"--process_id={i}", *worker_args]
-
-
 def _launch(cmds: Sequence[Sequence[str]], timeout: float) -> list[str]:
   """Starts every command at once and waits for all; returns their stdouts (see
   :func:`distributed.run_all`)."""
@@ -134,7 +128,7 @@ def _inside(num_nodes: int, rate: float, module: str, worker_args: Sequence[str]
     for i in range(num_nodes):
       # gloo binds to the address its host name resolves to; in a private UTS namespace the
       # node's host name is its own IP literal, which resolves to itself.
-      worker = _worker(module, coordinator, num_nodes, i, worker_args)
+      worker = distributed.worker_command(coordinator, num_nodes, i, worker_args, module)
       cmds.append(["ip", "netns", "exec", made[i], "unshare", "--uts", "sh", "-c",
                    f"hostname {node_address(i)} && exec {shlex.join(worker)}"])
     try:
@@ -164,7 +158,7 @@ def run(num_nodes: int, module: str, worker_args: Sequence[str], *,
   if rate_bytes_per_s is None:
     setup_commands(num_nodes, 1.0, "chk")  # validates num_nodes
     coordinator = f"127.0.0.1:{distributed.free_port()}"
-    return _launch([_worker(module, coordinator, num_nodes, i, worker_args)
+    return _launch([distributed.worker_command(coordinator, num_nodes, i, worker_args, module)
                     for i in range(num_nodes)], timeout)
   setup_commands(num_nodes, rate_bytes_per_s, "chk")  # validates the arguments
   if not available():

@@ -298,9 +298,10 @@ class LaunchResult(NamedTuple):
 
 
 def worker_command(coordinator: str, num_processes: int, process_id: int,
-                   args: Sequence[str]) -> list[str]:
-  """The command line of one worker process."""
-  return [sys.executable, "-m", "jaxpapers.pipe_sgd.distributed", f"--coordinator={coordinator}",
+                   args: Sequence[str], module: str = "jaxpapers.pipe_sgd.distributed"
+                   ) -> list[str]:
+  """The command line of one worker process (``python -m module`` with the runtime's flags)."""
+  return [sys.executable, "-m", module, f"--coordinator={coordinator}",
           f"--num_processes={num_processes}", f"--process_id={process_id}", *args]
 
 

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxpapers.pipe_sgd.config import METHODS
+from jaxpapers.pipe_sgd.train import median_seconds
 
 AR_METHODS = ("allreduce_sync", "pipe", "pipe_compressed")
 PS_METHODS = ("ps_sync", "ps_async")
@@ -154,18 +155,6 @@ def _grad_fn(unravel, apply_fn):
   return jax.jit(g)
 
 
-def _median_seconds(fn, *args, repeats: int = 20) -> float:
-  import jax
-
-  jax.block_until_ready(fn(*args))
-  ts = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    ts.append(time.perf_counter() - t0)
-  return float(np.median(ts))
-
-
 def _client():
   from jax._src import distributed as jdist
 
@@ -196,7 +185,7 @@ def _run_allreduce(s: dict, method: str) -> dict | None:
 
   g, _ = compute_fn(params, batch(0))  # compile and warm the connections, outside the clock
   jax.block_until_ready(reduce_fn(g))
-  t_comp = _median_seconds(compute_fn, params, batch(0))
+  t_comp = median_seconds(compute_fn, params, batch(0))
   _client().wait_at_barrier(f"race_start_{method}", _TIMEOUT_MS)
   snaps, every, start = [], s["snapshot_every"], time.perf_counter()
 
@@ -279,7 +268,7 @@ def _run_ps(s: dict, method: str, host: str) -> dict | None:
   lr, steps = float(s["learning_rate"]), s["num_steps"]
   conn = _connect_ps(host, p, pid)
   if pid == 0:
-    t_comp = _median_seconds(grad, w, _shard(stream, 0, 0, p))
+    t_comp = median_seconds(grad, w, _shard(stream, 0, 0, p))
   else:
     k = pid - 1
     jax.block_until_ready(grad(w, _shard(stream, 0, k, p)))

@@ -53,7 +53,8 @@ def _method_numerics(method: str, cfg) -> tuple[int, str, bool]:
   raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
 
 
-def _median_time(fn, *args, repeats: int = 20) -> float:
+def median_seconds(fn, *args, repeats: int = 20) -> float:
+  """Median wall-clock seconds of ``fn(*args)`` over ``repeats`` calls, after one warm-up call."""
   jax.block_until_ready(fn(*args))
   times = []
   for _ in range(repeats):
@@ -127,8 +128,8 @@ def measure_costs(cfg, ds: data.Dataset, params, apply_fn) -> dict:
   update = jax.jit(lambda w, g: jax.tree.map(lambda a, b: a - 0.1 * b, w, g))
   g = grad(params, batch)
   n = int(sum(x.size for x in jax.tree.leaves(params)))
-  t_comp = cfg.timing.t_comp if cfg.timing.t_comp >= 0 else _median_time(grad, params, batch)
-  t_up = cfg.timing.t_up if cfg.timing.t_up >= 0 else _median_time(update, params, g)
+  t_comp = cfg.timing.t_comp if cfg.timing.t_comp >= 0 else median_seconds(grad, params, batch)
+  t_up = cfg.timing.t_up if cfg.timing.t_up >= 0 else median_seconds(update, params, g)
   n_model = int(cfg.timing.model_size) if cfg.timing.model_size >= 0 else n
   return {"t_comp": float(t_comp), "t_up": float(t_up), "model_size": n_model}
 
