@@ -80,7 +80,7 @@ def case_params(case: Case, ls: np.ndarray, dtype) -> ops.GPParams:
   return ops.GPParams(kp, jnp.asarray(case.noise, dtype), jnp.zeros((), dtype))
 
 
-def _log_grad(g: ops.GPParams, p: ops.GPParams) -> np.ndarray:
+def log_gradient(g: ops.GPParams, p: ops.GPParams) -> np.ndarray:
   """Gradient w.r.t. (log ℓ, log s, log σ²) from the gradient w.r.t. (ℓ, s, σ²)."""
   return np.concatenate([np.asarray(g.kernel.lengthscale * p.kernel.lengthscale, np.float64),
                          np.atleast_1d(np.asarray(g.kernel.scale * p.kernel.scale, np.float64)),
@@ -97,7 +97,7 @@ def reference(case: Case, x: np.ndarray, y: np.ndarray, ls: np.ndarray) -> dict:
         lambda q: likelihood.cholesky_mll(op, q, xj, yj, zero_mean=True)))(p)
     khat = op.dense(op.prepare(p, xj))
     logdet = float(jnp.linalg.slogdet(khat)[1])
-    return {"mll": float(value), "logdet": logdet, "grad": _log_grad(grad, p)}
+    return {"mll": float(value), "logdet": logdet, "grad": log_gradient(grad, p)}
 
 
 def run_case(case: Case, seed: int = 0, *, draws: int = 8,
@@ -127,7 +127,7 @@ def run_case(case: Case, seed: int = 0, *, draws: int = 8,
     t0 = time.perf_counter()
     (value, info), grad = jax.block_until_ready(f(p, key))
     secs.append(time.perf_counter() - t0)
-    g = _log_grad(grad, p)
+    g = log_gradient(grad, p)
     mll_err.append(abs(float(value) - ref["mll"]) / abs(ref["mll"]))
     ld_err.append(abs(float(info.logdet) - ref["logdet"]) / abs(ref["logdet"]))
     grad_err.append(float(np.linalg.norm(g - ref["grad"]) / np.linalg.norm(ref["grad"])))

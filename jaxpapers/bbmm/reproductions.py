@@ -203,12 +203,27 @@ def _run_speed(scale, seeds, workdir):
           "device": jax.devices()[0].platform}
 
 
+PAPER_SPEEDUP = 20.0  # GPyTorch paper: BBMM up to 20× faster than Cholesky, on a GPU
+
+
+def check_speed(m, scale):
+  """The paper's figure is a GPU figure at its data sets' sizes: only the ``full`` tier on a GPU
+  can reach it (``pass`` at ≥ 20×, else ``fail``). On a CPU, or at a smaller tier, BBMM slower
+  than Cholesky is a ``fail`` and anything faster is ``inconclusive``: 20× is not testable there."""
+  if scale == "smoke":
+    return bool(np.isfinite(m["speedup"]))
+  if scale == "full" and m["device"] == "gpu":
+    return "pass" if m["speedup"] >= PAPER_SPEEDUP else "fail"
+  return "fail" if m["speedup"] < 1.0 else "inconclusive"
+
+
 registry.register(registry.Reproduction(
     paper="bbmm", name="speedup_vs_cholesky",
-    claim="BBMM exact-GP inference is faster than Cholesky (up to 20× on a GPU)",
-    paper_value=20.0,
+    claim="BBMM exact-GP inference is faster than Cholesky (up to 20× on a GPU; judged against "
+          "20× only on a GPU at full scale)",
+    paper_value=PAPER_SPEEDUP,
     run=_run_speed,
-    check=lambda m, scale: m["speedup"] >= 1.0,
+    check=check_speed,
     summary=lambda m: (f"{m['speedup']:.2f}× ({m['t_cholesky_s']:.3f} s Cholesky / "
                        f"{m['t_bbmm_s']:.3f} s BBMM per MLL+grad, n={m['n']}, {m['device']})"),
     seeds=_SEEDS,
