@@ -140,6 +140,29 @@ def test_pivoted_cholesky_full_rank_is_exact_and_logdet_matches():
                              rtol=1e-8, atol=1e-10)
 
 
+def test_blocked_pivoted_cholesky_equals_the_unblocked_loop():
+  """Blocks change only which columns each step multiplies by (the finished ones and the block's
+  own, never the zeros beyond): pivots identical, factor equal to rounding, for block sizes that
+  do and do not divide the rank, and the exact-exhaustion rule (zero columns) kept."""
+  x, _ = _data(60)
+  k = kernels.matrix("rbf", _params().kernel, x, x) + 1e-3 * jnp.eye(60)
+  pc = jax.jit(lambda k, rank, block: precond.pivoted_cholesky(jnp.diag(k), lambda i: k[i], rank,
+                                                               block=block),
+               static_argnums=(1, 2))
+  ref, ref_piv = pc(k, 25, 25)  # one block: the plain loop
+  for block in (1, 4, 7, 25, 64):
+    lmat, piv = pc(k, 25, block)
+    np.testing.assert_array_equal(piv, ref_piv)
+    np.testing.assert_allclose(lmat, ref, atol=1e-12)
+  low = jnp.asarray(np.random.default_rng(0).standard_normal((30, 3)))  # rank-3 PSD matrix
+  kk = low @ low.T
+  lmat, _ = pc(kk, 8, 3)
+  np.testing.assert_allclose(lmat @ lmat.T, kk, atol=1e-10)
+  assert float(jnp.max(jnp.abs(lmat[:, 3:]))) == 0.0  # exhausted: the remaining columns are 0
+  with pytest.raises(ValueError, match="block must be a positive int"):
+    precond.pivoted_cholesky(jnp.ones(3), lambda i: jnp.ones(3), 2, block=0)
+
+
 def test_slq_term_vanishes_when_preconditioner_is_the_matrix():
   x, _ = _data(50)
   p = _params(noise=0.1)

@@ -21,18 +21,24 @@ from jaxpapers._src import validation
 
 
 def pivoted_cholesky(diag: jax.Array, row_fn: Callable[[jax.Array], jax.Array], rank: int, *,
-                     rel_tol: float = 1e-10) -> tuple[jax.Array, jax.Array]:
+                     rel_tol: float = 1e-10, block: int = 128) -> tuple[jax.Array, jax.Array]:
   """Partial pivoted Cholesky ``K ≈ L Lᵀ`` of a PSD matrix given by its diagonal and rows.
 
   Each step pivots on the largest remaining diagonal entry ``d_i``, sets the new column to
   ``(K[i, :] − L L[i]ᵀ) / √d_i`` and updates ``d −= column²``. Once ``max d < rel_tol · max diag``
   the remaining columns are 0 (the factor is then exact).
 
+  The columns are built in blocks of ``block``: step ``m`` of a block starting at column ``m₀``
+  multiplies by the ``m₀`` finished columns (a static slice) and by the block's own, instead of
+  by all ``rank`` columns, zeros included. That halves the work and the memory traffic of a
+  rank-1000 factor (the loop is bound by reading ``L``), with the same result up to rounding.
+
   Args:
     diag: ``(n,)`` diagonal of ``K``.
     row_fn: ``i -> K[i, :]`` for a traced integer ``i``.
     rank: number of columns ``k`` (static).
     rel_tol: relative stopping threshold on the remaining diagonal.
+    block: columns per block (static; ``block >= rank`` is the unblocked loop).
 
   Returns:
     ``(L, pivots)``: ``(n, k)`` factor and ``(k,)`` pivot indices.
@@ -44,29 +50,39 @@ def pivoted_cholesky(diag: jax.Array, row_fn: Callable[[jax.Array], jax.Array], 
     raise TypeError(f"rank must be an int, got {rank!r}")
   if rank < 0:
     raise ValueError(f"rank must be >= 0, got {rank}")
+  if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+    raise ValueError(f"block must be a positive int, got {block!r}")
   n = diag.shape[0]
   rank = min(rank, n)
-  lmat = jnp.zeros((n, rank), diag.dtype)
   pivots = jnp.zeros((rank,), jnp.int32)
-  thresh = rel_tol * jnp.max(diag)
-
-  def body(m, carry):
-    lmat, d, pivots = carry
-    i = jnp.argmax(d)
-    piv = d[i]
-    ok = piv > thresh
-    col = (row_fn(i) - lmat @ lmat[i]) / jnp.sqrt(jnp.where(ok, piv, 1.0))
-    col = jnp.where(ok, col, 0.0)
-    lmat = lmat.at[:, m].set(col)
-    d = jnp.maximum(d - col * col, 0.0)
-    d = jnp.where(ok, d.at[i].set(0.0), d)
-    pivots = pivots.at[m].set(i.astype(jnp.int32))
-    return lmat, d, pivots
-
   if rank == 0:
-    return lmat, pivots
-  lmat, _, pivots = jax.lax.fori_loop(0, rank, body, (lmat, diag, pivots))
-  return lmat, pivots
+    return jnp.zeros((n, 0), diag.dtype), pivots
+  thresh = rel_tol * jnp.max(diag)
+  done = jnp.zeros((n, 0), diag.dtype)  # the finished columns of L
+  d = diag
+  for m0 in range(0, rank, block):
+    size = min(block, rank - m0)
+
+    def body(j, carry, m0=m0, prev=done):
+      blk, d, pivots = carry
+      i = jnp.argmax(d)
+      piv = d[i]
+      ok = piv > thresh
+      row = row_fn(i) - blk @ blk[i]
+      if m0:
+        row = row - prev @ prev[i]
+      col = row / jnp.sqrt(jnp.where(ok, piv, 1.0))
+      col = jnp.where(ok, col, 0.0)
+      blk = blk.at[:, j].set(col)
+      d = jnp.maximum(d - col * col, 0.0)
+      d = jnp.where(ok, d.at[i].set(0.0), d)
+      pivots = pivots.at[m0 + j].set(i.astype(jnp.int32))
+      return blk, d, pivots
+
+    blk, d, pivots = jax.lax.fori_loop(0, size, body,
+                                       (jnp.zeros((n, size), diag.dtype), d, pivots))
+    done = jnp.concatenate([done, blk], 1)
+  return done, pivots
 
 
 class Preconditioner(NamedTuple):
