@@ -74,8 +74,7 @@ def parse_case(text: str) -> accuracy.Case:
 
 def main(argv):
   del argv
-  import torch
-
+  gpytorch, torch = compare.require_gpytorch()
   if not MULTITHREAD:
     torch.set_num_threads(1)
   cases = [parse_case(c) for c in _CASES.value]
@@ -90,8 +89,6 @@ def main(argv):
       raise SystemExit(f"{_OUT.value} holds a run with other flags ({old.get('header')}); "
                        f"this run's are {header}: pass another --out")
     record = old
-  import gpytorch
-
   record["header_info"] = {"jax": jax.__version__, "torch": torch.__version__,
                            "gpytorch": gpytorch.__version__, "cpu": platform.processor() or
                            platform.machine(), "cores": os.cpu_count()}

@@ -62,7 +62,8 @@ def our_settings_for_gpytorch(settings: likelihood.Settings = likelihood.Setting
           "max_cg_iterations": settings.max_cg_iters}
 
 
-def _import_gpytorch():
+def require_gpytorch():
+  """``(gpytorch, torch)``, or an ImportError that says how to install them."""
   try:
     import gpytorch
     import torch
@@ -88,7 +89,7 @@ def gpytorch_step(case: accuracy.Case, x: np.ndarray, y: np.ndarray, ls: np.ndar
     cholesky: force GPyTorch's Cholesky (``max_cholesky_size`` above ``n``).
     dtype: ``"float32"`` or ``"float64"``.
   """
-  gpytorch, torch = _import_gpytorch()
+  gpytorch, torch = require_gpytorch()
   if dtype not in ("float32", "float64"):
     raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
   tdtype = getattr(torch, dtype)
