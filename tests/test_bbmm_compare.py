@@ -122,3 +122,4 @@ def test_speedup_row_is_judged_against_the_papers_20x_only_on_a_gpu():
   assert reproductions.check_speed({"speedup": 25.0, "device": "gpu"}, "full") == "pass"
   assert reproductions.check_speed({"speedup": 12.0, "device": "gpu"}, "full") == "fail"
   assert reproductions.check_speed({"speedup": float("nan"), "device": "cpu"}, "smoke") is False
+  assert reproductions.check_speed({"speedup": float("nan"), "device": "cpu"}, "cpu") == "fail"

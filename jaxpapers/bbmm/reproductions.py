@@ -212,6 +212,8 @@ def check_speed(m, scale):
   than Cholesky is a ``fail`` and anything faster is ``inconclusive``: 20× is not testable there."""
   if scale == "smoke":
     return bool(np.isfinite(m["speedup"]))
+  if not np.isfinite(m["speedup"]):
+    return "fail"  # a NaN timing is never inconclusive-by-default
   if scale == "full" and m["device"] == "gpu":
     return "pass" if m["speedup"] >= PAPER_SPEEDUP else "fail"
   return "fail" if m["speedup"] < 1.0 else "inconclusive"
