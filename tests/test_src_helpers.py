@@ -80,10 +80,12 @@ def test_run_chunked_matches_python_loop_and_chunking_is_invisible():
     expected, m = _sgd_step(expected, jnp.int32(s))
     losses.append(float(m["loss"]))
   for chunk in (1, 5, 23, 100):
-    final, hist = loop.run_chunked(_sgd_step, state, 23, chunk_size=chunk, progress=False)
-    testing.assert_trees_allclose(final, expected, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(hist["loss"], losses, rtol=1e-5)
-    assert hist["loss"].shape == (23,)
+    for scan in (True, False):  # one lax.scan per chunk, or a Python loop of one jitted step
+      final, hist = loop.run_chunked(_sgd_step, state, 23, chunk_size=chunk, progress=False,
+                                     scan=scan)
+      testing.assert_trees_allclose(final, expected, rtol=1e-6, atol=1e-7)
+      np.testing.assert_allclose(hist["loss"], losses, rtol=1e-5)
+      assert hist["loss"].shape == (23,)
 
 
 def test_run_chunked_calls_back_after_each_chunk_and_validates():

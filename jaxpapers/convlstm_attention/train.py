@@ -282,9 +282,11 @@ def train_model(config: ml_collections.ConfigDict, workdir: str | None = None, *
 
   t0 = time.perf_counter()
   name = config.variant if config.model == "convlstm_net" else config.model
+  # XLA:CPU runs the cells' convolutions inside lax.scan 3.5x slower than in a plain jitted step.
   state, hist = loop.run_chunked(jax.vmap(step, in_axes=(0, None)), state, config.num_steps,
                                  chunk_size=config.chunk_size, start_step=start, desc=name,
-                                 progress=progress, on_chunk=on_chunk, writer=writer)
+                                 progress=progress, on_chunk=on_chunk, writer=writer,
+                                 scan=jax.default_backend() != "cpu")
   if workdir is not None:  # the whole run's history, also when it was killed and resumed
     hist = metrics.read_history(os.path.join(workdir, "metrics.jsonl"), ("loss", "accuracy"),
                                 first_step=1, last_step=config.num_steps)
