@@ -1,4 +1,4 @@
-"""Training loops as jitted ``lax.scan`` chunks with a progress bar outside jit."""
+"""Training loops as jitted chunks (one ``lax.scan``, or one jitted step per call) with a progress bar outside jit."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def run_chunked(step_fn: StepFn, state, num_steps: int, *, chunk_size: int = 100
                 start_step: int = 0, desc: str | None = None, progress: bool = True,
                 on_chunk: Callable[[Any, int, dict], None] | None = None, args: tuple = (),
                 writer: MetricsWriter | None = None, scan: bool = True):
-  """Runs ``num_steps`` steps of ``step_fn`` from ``start_step`` as scan chunks.
+  """Runs ``num_steps`` steps of ``step_fn`` from ``start_step`` in chunks (``lax.scan`` or stepped).
 
   Args:
     step_fn: pure ``(state, step) -> (state, metrics)``.
