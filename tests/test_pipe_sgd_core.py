@@ -206,6 +206,40 @@ def test_overlapped_runner_follows_the_same_recursion(width):
   assert res.losses.shape == (12,) and res.iteration_seconds.shape == (12,)
 
 
+@pytest.mark.parametrize("width", [1, 2])
+def test_overlapped_runner_compiles_before_start(width):
+  """``before_start`` runs after every compilation (no compile event follows it), before
+  iteration 0, and the run equals one without it."""
+  params, loss, data = _problem()
+  stream = _stream(data, 6)
+  mesh = _mesh(4)
+  compute, reduce = pipeline.make_overlap_fns(loss, mesh)
+  batches = [{"x": stream["x"][t], "y": stream["y"][t]} for t in range(6)]
+  events, compiles = [], []
+
+  def listener(name, secs, **kw):
+    del secs, kw
+    if "compile" in name and events:  # only compiles after before_start was called
+      compiles.append(name)
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    res = pipeline.run_overlapped(compute, reduce, params, iter(batches), width=width,
+                                  learning_rate=0.2, before_start=lambda: events.append("start"),
+                                  callback=lambda t, w: events.append(t))
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert events == ["start"] + list(range(6))
+  assert compiles == []
+  ref = pipeline.run_overlapped(compute, reduce, params, batches, width=width, learning_rate=0.2)
+  assert_trees_allclose(res.params, ref.params, rtol=1e-6, atol=1e-6)
+  called = []
+  pipeline.run_overlapped(compute, reduce, params, [], before_start=lambda: called.append(1))
+  assert called == [1]
+  with pytest.raises(TypeError, match="before_start"):
+    pipeline.run_overlapped(compute, reduce, params, batches, before_start=1)
+
+
 def test_bad_inputs():
   params, loss, data = _problem()
   mesh = _mesh(4)
