@@ -26,6 +26,13 @@ def test_reference_matches_scipy_and_finite_differences():
   fd = (f(np.log(0.05) + h) - f(np.log(0.05) - h)) / (2 * h)
   np.testing.assert_allclose(ref["grad"][-1], fd, rtol=1e-6)
   assert ref["grad"].shape == (8 + 2,)
+  # The two terms w.r.t. log σ² in closed form: ½ σ² αᵀα (data fit) and −½ σ² tr(K̂⁻¹).
+  alpha = np.linalg.solve(k, y)
+  np.testing.assert_allclose(ref["grad_fit"][-1], 0.5 * 0.05 * alpha @ alpha, rtol=1e-8)
+  np.testing.assert_allclose(ref["grad_logdet"][-1], -0.5 * 0.05 * np.trace(np.linalg.inv(k)),
+                             rtol=1e-8)
+  np.testing.assert_allclose(ref["cancellation"],
+                             np.linalg.norm(ref["grad_logdet"]) / np.linalg.norm(ref["grad"]))
 
 
 def test_run_case_reports_per_draw_errors_and_an_exact_preconditioner_value():

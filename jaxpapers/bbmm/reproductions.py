@@ -343,7 +343,9 @@ def _run_suite(scale, seeds, workdir):
           "worst_grad_err_mean": worst_grad["grad_err_mean"],
           "worst_grad_case": _case_name(worst_grad),
           "max_mll_err": max(r["mll_err_max"] for r in rows),
-          "max_grad_err": max(r["grad_err_max"] for r in rows)}
+          "max_grad_err": max(r["grad_err_max"] for r in rows),
+          "cancellation_range": [min(r["cancellation"] for r in rows),
+                                 max(r["cancellation"] for r in rows)]}
 
 
 def _case_name(r):
@@ -364,7 +366,10 @@ registry.register(registry.Reproduction(
                        f"mean gradient err {100 * m['worst_grad_err_mean']:.1f} % "
                        f"({m['worst_grad_case']}); max single draw MLL "
                        f"{100 * m['max_mll_err']:.2f} %, gradient {100 * m['max_grad_err']:.1f} % "
-                       f"({m['draws']} probe draws per case, float32 BBMM vs float64 Cholesky)"),
+                       f"({m['draws']} probe draws per case, float32 BBMM vs float64 Cholesky)"
+                       + ("; the log-det term's gradient is {:.1f}–{:.1f}× the gradient's norm "
+                          "(its probe error is amplified that much)".format(
+                              *m["cancellation_range"]) if "cancellation_range" in m else "")),
     seeds={"smoke": (0,), "quick": (0,), "cpu": (0,), "full": (0,)},
     scale_note={s: f"{len(suite_cases(s))} cases: " + ", ".join(sorted(
         {f"{c.dataset} n={c.n}" for c in suite_cases(s)})) for s in
