@@ -77,3 +77,9 @@ def test_study_paired_difference():
   spec.loader.exec_module(study)
   d, se = study.paired([3.0, 5.0, 7.0], [1.0, 2.0, 3.0])  # differences 2, 3, 4
   assert d == pytest.approx(3.0) and se == pytest.approx(1.0 / np.sqrt(3))
+  assert study.parse_setting("meta_lr=1e-3+trace_decay=0.9") == {"meta_lr": 1e-3,
+                                                                 "trace_decay": 0.9}
+  with pytest.raises(ValueError, match="keys in"):
+    study.parse_setting("meta_lr=1e-3+beta=2")
+  with pytest.raises(ValueError, match="lambda_ref must be a number"):
+    study.parse_setting("lambda_ref=high")
