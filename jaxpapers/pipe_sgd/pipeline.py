@@ -281,9 +281,10 @@ def run_overlapped(compute_fn: Callable, reduce_fn: Callable, params, batches: I
       the next iteration computes at (its time counts in ``iteration_seconds``).
     before_start: if given, every step is compiled first — two local gradients, reductions
       and updates on the first batch, for the first parameters' layout and the updated ones';
-      their results discarded (every process of a multi-process run makes the same calls) — and ``before_start()`` is then called before iteration 0, e.g.
-      a barrier that starts the caller's clock, so no compilation falls inside its timing.
-      Without it the update compiles during the first iteration that applies one.
+      their results discarded (every process of a multi-process run makes the same calls) —
+      and ``before_start()`` is then called before iteration 0, e.g. a barrier that starts the
+      caller's clock, so no compilation falls inside its timing. Without it the update compiles
+      during the first iteration that applies one.
 
   Returns:
     An :class:`OverlapResult`; ``opt_state`` holds the optimizer's final state.
