@@ -25,7 +25,7 @@ import os
 import numpy as np
 from absl import app, flags
 
-from jaxpapers._src import checkpoint, fileio
+from jaxpapers._src import checkpoint, fileio, stats
 from jaxpapers.meta_gradient import reproductions, train
 
 _GAME = flags.DEFINE_string("game", "SpaceInvaders-MinAtar", "MinAtar game (gymnax name)")
@@ -56,9 +56,8 @@ def parse_setting(text: str) -> dict[str, float]:
 
 def paired(meta: list[float], fixed: list[float]) -> tuple[float, float]:
   """Mean and standard error of the per-seed differences ``meta − fixed``."""
-  d = np.asarray(meta, np.float64) - np.asarray(fixed, np.float64)
-  sem = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
-  return float(np.mean(d)), sem
+  d = stats.mean_interval(np.asarray(meta, np.float64) - np.asarray(fixed, np.float64))
+  return d["mean"], d["se"]
 
 
 def main(argv):

@@ -17,7 +17,7 @@ import os
 import jax
 import numpy as np
 
-from jaxpapers._src import checkpoint, fileio
+from jaxpapers._src import checkpoint, fileio, stats
 from jaxpapers._src.registry import Reproduction, register
 from jaxpapers._src.validation import check_in
 from jaxpapers.meta_gradient import config as mg_config
@@ -121,11 +121,10 @@ def _minatar_game(c, seeds, workdir=None):
   r = train.run_variants(c, ("fixed", "meta_gamma_lambda"), seeds, workdir=workdir)
   fixed, meta = np.asarray(r["fixed"]["score"]), np.asarray(r["meta_gamma_lambda"]["score"])
   diff = meta - fixed  # same seed: same initial network and environment keys
+  paired = stats.mean_interval(diff)
   return {"fixed": fixed.tolist(), "meta": meta.tolist(),
           "fixed_mean": float(np.nanmean(fixed)), "meta_mean": float(np.nanmean(meta)),
-          "diff_mean": float(np.nanmean(diff)),
-          "diff_sem": float(np.nanstd(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1
-          else float("nan"),
+          "diff_mean": paired["mean"], "diff_sem": paired["se"],
           "gamma": r["meta_gamma_lambda"]["gamma"], "lambda": r["meta_gamma_lambda"]["lambda"],
           "env_steps_per_seed": r["fixed"]["env_steps"], "env_name": c.env_name,
           "seconds_fixed": r["fixed"]["seconds"], "seconds_meta": r["meta_gamma_lambda"]["seconds"],
