@@ -49,3 +49,15 @@ def test_run_case_reports_per_draw_errors_and_an_exact_preconditioner_value():
   with pytest.raises(ValueError, match="case.kernel must be one of"):
     accuracy.case_data(accuracy.Case("synthetic", 50, "cosine", 0.1), 0)
 
+
+
+def test_run_case_auto_records_the_choice_and_runs_it():
+  # n = 200 ≤ cholesky_size: "auto" is the float32 Cholesky, evaluated once (deterministic),
+  # within float32 rounding of the float64 reference in value and gradient.
+  case = accuracy.Case("synthetic", 200, "rbf", 0.01)
+  out = accuracy.run_case(case, 0, draws=3, method="auto")
+  assert (out["method"], out["reason"]) == ("cholesky", "n <= cholesky_size")
+  assert len(out["mll_err"]) == 1 and out["cg_iters"] == [0]
+  assert out["mll_err_max"] < 1e-4 and out["grad_err_max"] < 1e-3
+  with pytest.raises(ValueError, match="method must be one of"):
+    accuracy.run_case(case, 0, method="cholesky")

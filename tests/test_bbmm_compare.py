@@ -77,8 +77,20 @@ def test_our_steps_agree_with_the_float64_reference(kernel):
   bvalue, bgrad = compare.jax_step(case, x, y, ls, method="bbmm", settings=settings)(1)
   assert abs(bvalue - ref["mll"]) / abs(ref["mll"]) < 1e-3
   assert np.linalg.norm(bgrad - ref["grad"]) / np.linalg.norm(ref["grad"]) < 0.5
-  with pytest.raises(ValueError, match="method must be 'bbmm' or 'cholesky'"):
+  with pytest.raises(ValueError, match="method must be 'bbmm', 'cholesky' or 'auto'"):
     compare.jax_step(case, x, y, ls, method="lu")
+
+
+def test_ours_auto_runs_and_records_what_choose_method_picks():
+  # n = 150 ≤ cholesky_size: "auto" is our float32 Cholesky, exact, and capped like one.
+  case = accuracy.Case("synthetic", 150, "rbf", 0.05)
+  res = compare.run(case, draws=3, exact_draws=2, configs=("ours-cholesky32", "ours-auto"))
+  assert res["auto_choice"]["method"] == "cholesky"
+  assert res["auto_choice"]["reason"] == "n <= cholesky_size"
+  assert res["summary"]["ours-auto"]["draws"] == 2
+  assert res["summary"]["ours-auto"]["mll_err_mean"] == res["summary"]["ours-cholesky32"][
+      "mll_err_mean"]
+  assert res["equal_accuracy_auto"]["rival"] is None  # ours-* are never rivals
 
 
 def test_run_refuses_unknown_configurations_and_names_settings():

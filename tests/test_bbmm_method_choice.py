@@ -35,14 +35,20 @@ def test_rules_that_need_no_timing():
 
 def test_measured_choice_is_the_faster_method_and_mll_runs_it():
   op, p, x, y = _gp(300)
-  settings = likelihood.Settings(cholesky_size=100, precond_rank=40, num_probes=8)
+  settings = likelihood.Settings(cholesky_size=100, precond_rank=40, num_probes=8,
+                                 adaptive_probes=False)
   key = jax.random.key(3)
   choice = likelihood.choose_method(key, op, p, x, y, settings)
   assert choice.reason == "measured"
   assert choice.cholesky_seconds > 0 and choice.bbmm_seconds > 0
   assert choice.method == ("cholesky" if choice.cholesky_seconds <= choice.bbmm_seconds
                            else "bbmm")
-  # Cached per problem shape: no second measurement.
+  # Cached per problem shape (not per value): no second measurement, even for other
+  # hyperparameters; cache=False measures afresh and stores nothing.
+  assert likelihood.choose_method(key, op, p, x, y, settings) is choice
+  assert likelihood.choose_method(key, op, p._replace(noise=p.noise * 2), x, y, settings) is choice
+  fresh = likelihood.choose_method(key, op, p, x, y, settings, cache=False)
+  assert fresh is not choice and fresh.reason == "measured"
   assert likelihood.choose_method(key, op, p, x, y, settings) is choice
   value, _ = likelihood.mll(key, op, p, x, y, settings, method="auto")
   want, _ = likelihood.mll(key, op, p, x, y, settings, method=choice.method)
@@ -69,7 +75,72 @@ def test_a_cholesky_that_is_not_finite_is_never_chosen():
   y = jnp.concatenate([y, y, y])
   assert not np.isfinite(float(likelihood.cholesky_mll(op, p, x, y)))
   settings = likelihood.Settings(cholesky_size=10, precond_rank=20, num_probes=4,
-                                 max_cg_iters=50)
+                                 max_cg_iters=50, adaptive_probes=False)
   choice = likelihood.choose_method(jax.random.key(0), op, p, x, y, settings)
   assert choice == likelihood.MethodChoice("bbmm", "cholesky not finite", choice.cholesky_seconds,
                                            choice.bbmm_seconds)
+
+
+def _spread(rel_grad, rel_mll, t=30):
+  z = jnp.zeros(())
+  return likelihood.GradientSpread(z, z, jnp.asarray(rel_grad), t, z, z, jnp.asarray(rel_mll))
+
+
+def test_adaptive_probe_count_by_hand():
+  s = likelihood.Settings(num_probes=30, max_probes=1000)
+  # 30 · (0.02 / 0.01)² = 120 probes for the gradient, 30 · (0.01 / 0.005)² = 120 for the MLL;
+  # × PROBE_SAFETY 1.25 = 150.
+  assert likelihood.adaptive_probe_count(_spread(0.02, 0.001), s) == 150
+  assert likelihood.adaptive_probe_count(_spread(0.001, 0.01), s) == 150
+  assert likelihood.adaptive_probe_count(_spread(0.02, 0.015), s) == 338  # 30·9 = 270 · 1.25
+  assert likelihood.adaptive_probe_count(_spread(0.005, 0.002), s) == 30  # met: never lowered
+  assert likelihood.adaptive_probe_count(_spread(0.2, 0.001), s) == 1001  # 15,000 > the cap
+  assert likelihood.adaptive_probe_count(_spread(float("nan"), 0.001), s) == 1001
+  with pytest.raises(ValueError, match="settings.max_probes must be >= 1"):
+    likelihood.check_settings(s._replace(max_probes=0))
+  with pytest.raises(ValueError, match="settings.mll_rel_tol"):
+    likelihood.check_settings(s._replace(mll_rel_tol=0.0))
+  with pytest.raises(TypeError, match="settings.adaptive_probes must be a bool"):
+    likelihood.check_settings(s._replace(adaptive_probes=1))
+
+
+def test_the_mll_spread_is_the_value_and_predicts_its_error():
+  op, p, x, y = _gp(200, d=3, noise=0.02)
+  s = likelihood.Settings(num_probes=16, precond_rank=5, cg_tol=1e-8)
+  key = jax.random.key(4)
+  spread = likelihood.gradient_spread(key, op, p, x, y, s)
+  value, _ = likelihood.bbmm_mll(key, op, p, x, y, s)
+  np.testing.assert_allclose(spread.value, value, rtol=1e-10)
+  keys = jax.random.split(jax.random.key(11), 48)
+  values = np.array([float(likelihood.bbmm_mll(k, op, p, x, y, s)[0]) for k in keys])
+  ses = np.array([float(likelihood.gradient_spread(k, op, p, x, y, s).mll_std_error)
+                  for k in keys[:12]])
+  ratio = ses.mean() / values.std(ddof=1)
+  assert 0.6 < ratio < 1.6, ratio  # 48 draws: the spread is known to ~10 %
+  np.testing.assert_allclose(spread.mll_rel_std_error, spread.mll_std_error / abs(value),
+                             rtol=1e-12)
+  assert spread.probes_for_mll(float(spread.mll_rel_std_error) / 2) in (64, 65)  # 16 · 2²
+
+
+def test_auto_meets_the_targets_at_the_adapted_count_or_runs_cholesky():
+  op, p, x, y = _gp(300, d=3, noise=0.02)
+  key = jax.random.key(5)
+  base = likelihood.Settings(cholesky_size=100, precond_rank=10, num_probes=8)
+  spread = likelihood.gradient_spread(key, op, p, x, y, base)
+  # Already met: the count stays and the choice is the timed one.
+  loose = likelihood.choose_method(key, op, p, x, y, base._replace(mll_rel_tol=1.0,
+                                                                  grad_rel_tol=1.0))
+  assert loose.num_probes == 8 and loose.reason == "measured"
+  np.testing.assert_allclose(loose.grad_rel_std_error, spread.rel_std_error, rtol=1e-10)
+  # Half the gradient's standard error: 4× the probes, × 1.25.
+  mid_s = base._replace(mll_rel_tol=1.0, grad_rel_tol=float(spread.rel_std_error) / 2)
+  mid = likelihood.choose_method(key, op, p, x, y, mid_s)
+  assert mid.num_probes in (40, 42) and mid.reason == "measured"
+  assert mid.method == ("cholesky" if mid.cholesky_seconds <= mid.bbmm_seconds else "bbmm")
+  value, _ = likelihood.mll(key, op, p, x, y, mid_s, method="auto")
+  want = (likelihood.bbmm_mll(key, op, p, x, y, mid_s._replace(num_probes=mid.num_probes))[0]
+          if mid.method == "bbmm" else likelihood.cholesky_mll(op, p, x, y))
+  np.testing.assert_allclose(value, want, rtol=1e-12)
+  # Out of reach within max_probes: the exact Cholesky.
+  tight = likelihood.choose_method(key, op, p, x, y, base._replace(grad_rel_tol=1e-6))
+  assert (tight.method, tight.reason) == ("cholesky", "targets need more than max_probes")

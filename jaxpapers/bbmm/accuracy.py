@@ -123,9 +123,15 @@ def reference(case: Case, x: np.ndarray, y: np.ndarray, ls: np.ndarray) -> dict:
 
 
 def run_case(case: Case, seed: int = 0, *, draws: int = 8,
-             settings: likelihood.Settings = likelihood.Settings(), ref: dict | None = None
-             ) -> dict:
+             settings: likelihood.Settings = likelihood.Settings(), ref: dict | None = None,
+             method: str = "bbmm") -> dict:
   """Errors of float32 BBMM at ``settings`` against the float64 reference, over ``draws`` keys.
+
+  ``method="auto"`` evaluates what :func:`~jaxpapers.bbmm.likelihood.mll` runs by default
+  instead: :func:`~jaxpapers.bbmm.likelihood.choose_method` once (its solver, its adapted probe
+  count and its timings are recorded, with the seconds the choice itself took), then that
+  method (float32 Cholesky is deterministic: it is evaluated once, and its lists hold that one
+  draw).
 
   Returns:
     A JSON-able dict: the case, ``mll_err`` / ``logdet_err`` / ``grad_err`` lists (one per
@@ -134,17 +140,41 @@ def run_case(case: Case, seed: int = 0, *, draws: int = 8,
   """
   if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
     raise ValueError(f"draws must be a positive int, got {draws!r}")
+  validation.check_in(method, "method", ("bbmm", "auto"))
   likelihood.check_settings(settings)
   x, y, ls = case_data(case, seed)
   ref = reference(case, x, y, ls) if ref is None else ref
   op = ops.ExactOperator(case.kernel, materialize=True)
   p = case_params(case, ls, jnp.float32)
   xj, yj = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-  f = jax.jit(jax.value_and_grad(
-      lambda q, k: likelihood.bbmm_mll(k, op, q, xj, yj, settings, zero_mean=True), has_aux=True))
+  extra = {}
+  run = "bbmm"
+  if method == "auto":
+    t0 = time.perf_counter()
+    choice = likelihood.choose_method(jax.random.key(20_000 + seed), op, p, xj, yj, settings,
+                                      zero_mean=True, cache=False)  # σ² differs, shapes not
+    extra = {"method": choice.method, "reason": choice.reason,
+             "num_probes": choice.num_probes or settings.num_probes,
+             "cholesky_seconds": choice.cholesky_seconds, "bbmm_seconds": choice.bbmm_seconds,
+             "mll_rel_std_error": choice.mll_rel_std_error,
+             "grad_rel_std_error": choice.grad_rel_std_error,
+             "choose_seconds": time.perf_counter() - t0}
+    run, settings = choice.method, choice.settings_for(settings)
+  if run == "cholesky":
+    def evaluate(q, k):
+      del k
+      value = likelihood.cholesky_mll(op, q, xj, yj, zero_mean=True)
+      khat = op.dense(op.prepare(q, xj))
+      logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(khat))))
+      return value, likelihood.MLLInfo(jnp.isfinite(value), jnp.int32(0), jnp.zeros(()),
+                                       jax.lax.stop_gradient(logdet), jnp.zeros(()))
+  else:
+    def evaluate(q, k):
+      return likelihood.bbmm_mll(k, op, q, xj, yj, settings, zero_mean=True)
+  f = jax.jit(jax.value_and_grad(evaluate, has_aux=True))
   jax.block_until_ready(f(p, jax.random.key(10_000 + seed)))  # compile
   mll_err, ld_err, grad_err, iters, secs = [], [], [], [], []
-  for draw in range(draws):
+  for draw in range(draws if run == "bbmm" else 1):  # Cholesky: one draw, deterministic
     key = jax.random.fold_in(jax.random.key(seed), draw)
     t0 = time.perf_counter()
     (value, info), grad = jax.block_until_ready(f(p, key))
@@ -161,4 +191,4 @@ def run_case(case: Case, seed: int = 0, *, draws: int = 8,
           "mll_err_mean": float(np.mean(mll_err)), "mll_err_max": float(np.max(mll_err)),
           "logdet_err_mean": float(np.mean(ld_err)),
           "grad_err_mean": float(np.mean(grad_err)), "grad_err_max": float(np.max(grad_err)),
-          "cg_iters": iters, "seconds": float(np.median(secs))}
+          "cg_iters": iters, "seconds": float(np.median(secs)), **extra}

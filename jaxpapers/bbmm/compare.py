@@ -7,6 +7,10 @@ hyperparameters (ARD lengthscales, output scale, σ²) of one accuracy-suite cas
 
 * ``ours-bbmm``: float32 BBMM at :class:`~jaxpapers.bbmm.likelihood.Settings` defaults;
 * ``ours-cholesky32``: float32 dense Cholesky in JAX (autodiff gradient);
+* ``ours-auto``: what :func:`~jaxpapers.bbmm.likelihood.mll` runs by default: the method and
+  probe count :func:`~jaxpapers.bbmm.likelihood.choose_method` picks for the case (measured
+  afresh, in the same process and on the same core as the others) at the 0.5 % MLL / 1 %
+  gradient targets;
 * ``gpytorch-defaults``: GPyTorch's ``ExactMarginalLogLikelihood`` at its own defaults;
 * ``gpytorch-tight``: GPyTorch with the knobs its users turn for accuracy (CG tolerance 0.01,
   preconditioner rank 100, 30 probes, 50 Lanczos steps);
@@ -42,12 +46,13 @@ from jaxpapers.bbmm import operators as ops
 GPYTORCH_TIGHT = {"cg_tolerance": 0.01, "max_preconditioner_size": 100, "num_trace_samples": 30,
                   "max_lanczos_quadrature_iterations": 50}
 
-CONFIGS = ("ours-bbmm", "ours-cholesky32", "gpytorch-defaults", "gpytorch-tight",
+CONFIGS = ("ours-bbmm", "ours-cholesky32", "ours-auto", "gpytorch-defaults", "gpytorch-tight",
            "gpytorch-our-settings", "gpytorch-cholesky32", "gpytorch-cholesky64")
 # GPyTorch at our settings runs its rank-1000 pivoted Cholesky as a Python loop (22 s per call at
 # n = 1,000 on one core): a setting nobody uses, so it runs only when asked for.
 DEFAULT_CONFIGS = tuple(c for c in CONFIGS if c != "gpytorch-our-settings")
 EXACT_CONFIGS = ("ours-cholesky32", "gpytorch-cholesky32", "gpytorch-cholesky64")
+# ours-auto is exact where it chose Cholesky; :func:`run` caps its draws then.
 # Errors at or below this count as exact: a float32 Cholesky's own relative MLL error is 1e-6 to
 # 1e-5 at n = 1,000, and more at larger n, so smaller differences are rounding, not accuracy.
 EXACT_FLOOR = 1e-4
@@ -154,11 +159,19 @@ def jax_step(case: accuracy.Case, x: np.ndarray, y: np.ndarray, ls: np.ndarray, 
   """Our float32 MLL + gradient on ``case``: ``step(seed) -> (log p(y), grad)`` (log params).
 
   ``method`` is ``"bbmm"`` (at ``settings``, forced even where ``auto`` would pick Cholesky; the
-  probe key is ``jax.random.key(seed)``) or ``"cholesky"``. The returned function is compiled by
-  its first call.
+  probe key is ``jax.random.key(seed)``), ``"cholesky"``, or ``"auto"``: the choice of
+  :func:`~jaxpapers.bbmm.likelihood.choose_method` (made here, once, not cached; the function's
+  ``choice`` attribute holds it), then that method at the chosen probe count. The returned
+  function is compiled by its first call.
   """
   p = accuracy.case_params(case, ls, jnp.float32)
   xj, yj = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+  choice = None
+  if method == "auto":
+    likelihood.check_settings(settings)
+    choice = likelihood.choose_method(jax.random.key(20_000), ops.ExactOperator(
+        case.kernel, materialize=True), p, xj, yj, settings, zero_mean=True, cache=False)
+    method, settings = choice.method, choice.settings_for(settings)
   if method == "bbmm":
     likelihood.check_settings(settings)
     op = ops.ExactOperator(case.kernel, materialize=True)
@@ -170,12 +183,13 @@ def jax_step(case: accuracy.Case, x: np.ndarray, y: np.ndarray, ls: np.ndarray, 
         lambda q: likelihood.cholesky_mll(op, q, xj, yj, zero_mean=True)))
     f = lambda q, k: g(q)  # noqa: E731 - the key is unused by an exact method
   else:
-    raise ValueError(f"method must be 'bbmm' or 'cholesky', got {method!r}")
+    raise ValueError(f"method must be 'bbmm', 'cholesky' or 'auto', got {method!r}")
 
   def step(seed: int = 0):
     value, grad = jax.block_until_ready(f(p, jax.random.key(seed)))
     return float(value), accuracy.log_gradient(grad, p)
 
+  step.choice = choice
   return step
 
 
@@ -292,6 +306,7 @@ def run(case: accuracy.Case, *, seed: int = 0, draws: int = 8, exact_draws: int 
   makers = {
       "ours-bbmm": lambda: jax_step(case, x, y, ls, method="bbmm", settings=settings),
       "ours-cholesky32": lambda: jax_step(case, x, y, ls, method="cholesky"),
+      "ours-auto": lambda: jax_step(case, x, y, ls, method="auto", settings=settings),
       "gpytorch-defaults": lambda: gpytorch_step(case, x, y, ls),
       "gpytorch-tight": lambda: gpytorch_step(case, x, y, ls, settings=GPYTORCH_TIGHT),
       "gpytorch-our-settings": lambda: gpytorch_step(
@@ -301,12 +316,19 @@ def run(case: accuracy.Case, *, seed: int = 0, draws: int = 8, exact_draws: int 
                                                    dtype="float64"),
   }
   _check_count(exact_draws, "exact_draws")
-  scores = interleaved({c: makers[c]() for c in configs}, ref, draws,
-                       {c: min(exact_draws, draws) for c in configs if c in EXACT_CONFIGS})
+  steps = {c: makers[c]() for c in configs}
+  choice = steps["ours-auto"].choice if "ours-auto" in steps else None
+  exact = [c for c in configs if c in EXACT_CONFIGS
+           or (c == "ours-auto" and choice.method == "cholesky")]
+  scores = interleaved(steps, ref, draws, {c: min(exact_draws, draws) for c in exact})
   summary = summarise(scores)
   out = {"case": case._asdict(), "seed": seed, "draws": draws, "exact_draws": exact_draws,
          "mll": ref["mll"], "logdet": ref["logdet"],
          "summary": summary, "scores": {k: v._asdict() for k, v in scores.items()}}
   if "ours-bbmm" in summary:
     out["equal_accuracy"] = equal_accuracy_speedups(summary)
+  if choice is not None:
+    out["auto_choice"] = {k: (v if isinstance(v, (str, int)) else float(v))
+                          for k, v in choice._asdict().items()}
+    out["equal_accuracy_auto"] = equal_accuracy_speedups(summary, ours="ours-auto")
   return out

@@ -108,6 +108,16 @@ class Settings(NamedTuple):
       needs no derivative of the factor, costs one JVP per hyperparameter element.
       The value (SLQ) is the same for all three.
     cv_rank: ``"control_variate"`` builds ``C`` from the leading ``min(cv_rank, k)`` pivots.
+    adaptive_probes: ``method="auto"``, where it measures (see ``auto_method``), also sizes the
+      probe count to the accuracy targets below from the estimator's own spread at the caller's
+      hyperparameters (:func:`gradient_spread`), and keeps BBMM only if it is faster than
+      Cholesky *at that count* (:func:`choose_method`). Forced ``method="bbmm"``,
+      :func:`bbmm_mll` and calls under ``jit`` use ``num_probes`` as is.
+    mll_rel_tol: target relative standard error of the MLL (the mean absolute error of a
+      Gaussian estimate is 0.8× it).
+    grad_rel_tol: target norm-wise relative standard error of the log-hyperparameter gradient.
+    max_probes: the adaptive count's cap; where the targets need more, BBMM cannot meet them
+      and ``auto`` runs Cholesky (if finite).
   """
 
   cg_tol: float = 1e-2
@@ -126,6 +136,10 @@ class Settings(NamedTuple):
   auto_method: str = "measured"
   measure_max: int = 12000
   cv_rank: int = 1000
+  adaptive_probes: bool = True
+  mll_rel_tol: float = 5e-3
+  grad_rel_tol: float = 1e-2
+  max_probes: int = 1024
 
 
 GPYTORCH_DEFAULTS = Settings(cg_tol=1.0, eval_cg_tol=1e-2, max_cg_iters=1000, num_probes=10,
@@ -168,7 +182,7 @@ def check_settings(settings: Settings, name: str = "settings") -> Settings:
   """Validates every field of :class:`Settings` (raises naming ``name.field``) and returns it."""
   if not isinstance(settings, Settings):
     raise TypeError(f"{name} must be a Settings, got {type(settings).__name__}")
-  for field in ("cg_tol", "eval_cg_tol"):
+  for field in ("cg_tol", "eval_cg_tol", "mll_rel_tol", "grad_rel_tol"):
     value = getattr(settings, field)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
       raise TypeError(f"{name}.{field} must be a number, got {value!r}")
@@ -176,14 +190,14 @@ def check_settings(settings: Settings, name: str = "settings") -> Settings:
       raise ValueError(f"{name}.{field} must be finite and > 0, got {value}")
   minimum = {"max_cg_iters": 1, "num_probes": 1, "num_lanczos": 1, "min_lanczos": 0,
              "precond_rank": 0, "min_precond_size": 0, "cholesky_size": 0, "measure_max": 0,
-             "cv_rank": 0}
+             "cv_rank": 0, "max_probes": 1}
   for field, low in minimum.items():
     value = getattr(settings, field)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
       raise TypeError(f"{name}.{field} must be an int, got {value!r}")
     if value < low:
       raise ValueError(f"{name}.{field} must be >= {low}, got {value}")
-  for field in ("spherical_probes", "strict"):
+  for field in ("spherical_probes", "strict", "adaptive_probes"):
     if not isinstance(getattr(settings, field), (bool, np.bool_)):
       raise TypeError(f"{name}.{field} must be a bool, got {getattr(settings, field)!r}")
   validation.check_in(settings.precond_form, f"{name}.precond_form", ("woodbury", "orthogonal"))
@@ -242,12 +256,20 @@ def slq_logdet(alpha, beta, steps, weights) -> jax.Array:
   Returns:
     ``(1/t) Σ_i w_i e₁ᵀ log(T_i) e₁``, an unbiased-in-the-limit estimate of ``log|P̂⁻¹ K̂|``.
   """
+  return jnp.mean(slq_terms(alpha, beta, steps, weights))
+
+
+def slq_terms(alpha, beta, steps, weights) -> jax.Array:
+  """The per-probe quadratures ``w_i e₁ᵀ log(T_i) e₁`` (``(t,)``) whose mean is :func:`slq_logdet`.
+
+  Their standard deviation over ``√t`` is the log-det estimate's standard error.
+  """
   tri = cg_lib.cg_tridiagonals(alpha, beta, steps)
   validation.check_array(weights, "weights", shape=(alpha.shape[1],), dtype_kind="f")
   evals, evecs = jnp.linalg.eigh(tri)
   evals = jnp.maximum(evals, jnp.finfo(evals.dtype).tiny)
   quad = jnp.sum(evecs[:, 0, :] ** 2 * jnp.log(evals), -1)
-  return jnp.mean(weights * quad)
+  return weights * quad
 
 
 def build_preconditioner(operator, state, settings: Settings, n: int) -> precond_lib.Preconditioner:
@@ -347,8 +369,8 @@ def _forward(operator, settings, params, x, r, eps_low, eps_noise):
   sol = res.solution
   u = sol[:, 0]
   weights = jnp.sum(z * pz, 0)
-  slq = slq_logdet(res.alpha[:, 1:], res.beta[:, 1:], res.lanczos_steps[1:], weights)
-  logdet = pre.logdet() + slq
+  slq_probe = slq_terms(res.alpha[:, 1:], res.beta[:, 1:], res.lanczos_steps[1:], weights)
+  logdet = pre.logdet() + jnp.mean(slq_probe)
   data_fit = jnp.dot(r, u)
   value = -0.5 * data_fit - 0.5 * logdet - 0.5 * n * math.log(2 * math.pi)
   # A non-finite product (e.g. an infinite kernel scale) freezes CG with a finite but meaningless
@@ -365,7 +387,7 @@ def _forward(operator, settings, params, x, r, eps_low, eps_noise):
         pre.lmat[:, :settings.cv_rank], pre.noise,
         orthogonal=settings.precond_form == "orthogonal")
     cv = (cpre.solve(z), cpre.trace_factors())
-  return value, info, (u, sol[:, 1:], pz, pre, pivots, cv)
+  return value, info, (u, sol[:, 1:], pz, pre, pivots, cv, slq_probe)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -375,8 +397,8 @@ def _bbmm_core(operator, settings, params, x, r, eps_low, eps_noise):
 
 
 def _core_fwd(operator, settings, params, x, r, eps_low, eps_noise):
-  value, info, (u, kinv_z, pz, pre, pivots, cv) = _forward(operator, settings, params, x, r,
-                                                           eps_low, eps_noise)
+  value, info, (u, kinv_z, pz, pre, pivots, cv, _) = _forward(operator, settings, params, x, r,
+                                                              eps_low, eps_noise)
   lmat = pre.lmat if settings.grad_estimator == "variance_reduced" else None
   if settings.grad_estimator != "variance_reduced":
     pivots = None
@@ -476,18 +498,34 @@ class GradientSpread(NamedTuple):
       one draw in the gradient w.r.t. ``log θ`` (scale-free: σ² = 0.01 does not weigh 100× in
       the norm; a zero mean drops out).
     num_probes: ``t``.
+    value: the MLL :func:`bbmm_mll` returns at the same key.
+    mll_std_error: its standard error, ``½ std_i(q_i) / √t`` over the per-probe log-det
+      quadratures ``q_i`` (:func:`slq_terms`; the data-fit term is one solve, no probe noise).
+    mll_rel_std_error: ``mll_std_error / |value|``.
   """
 
   grad: ops.GPParams
   std_error: ops.GPParams
   rel_std_error: jax.Array
   num_probes: int
+  value: jax.Array
+  mll_std_error: jax.Array
+  mll_rel_std_error: jax.Array
 
   def probes_for(self, rel_tol: float) -> int:
-    """Probes at which the relative standard error would be ``rel_tol`` (it falls as ``t^-½``)."""
-    if not (isinstance(rel_tol, (int, float)) and rel_tol > 0):
-      raise ValueError(f"rel_tol must be a number > 0, got {rel_tol!r}")
-    return int(math.ceil(self.num_probes * (float(self.rel_std_error) / rel_tol) ** 2))
+    """Probes at which the gradient's relative standard error would be ``rel_tol`` (it falls as
+    ``t^-½``)."""
+    return _probes_for(self.num_probes, self.rel_std_error, rel_tol)
+
+  def probes_for_mll(self, rel_tol: float) -> int:
+    """Probes at which the MLL's relative standard error would be ``rel_tol``."""
+    return _probes_for(self.num_probes, self.mll_rel_std_error, rel_tol)
+
+
+def _probes_for(num_probes, rel_std_error, rel_tol) -> int:
+  if isinstance(rel_tol, bool) or not (isinstance(rel_tol, (int, float)) and rel_tol > 0):
+    raise ValueError(f"rel_tol must be a number > 0, got {rel_tol!r}")
+  return int(math.ceil(num_probes * (float(rel_std_error) / rel_tol) ** 2))
 
 
 def gradient_spread(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Array,
@@ -514,8 +552,10 @@ def gradient_spread(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Ar
     raise ValueError(f"params has {size} elements; gradient_spread takes at most "
                      f"{CV_MAX_PARAMS} (one JVP each)")
   key = jax.random.key(key) if isinstance(key, int) else key
-  grad, se, rel = _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y)
-  return GradientSpread(grad, se, rel, settings.num_probes)
+  grad, se, rel, value, mll_se = _gradient_spread_jit(operator, settings, zero_mean, key, params,
+                                                      x, y)
+  return GradientSpread(grad, se, rel, settings.num_probes, value, mll_se,
+                        mll_se / jnp.abs(value))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
@@ -523,8 +563,10 @@ def _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y):
   eps_low, eps_noise = _probe_noise(settings, key, y)  # the probes of bbmm_mll at this key
   flat, unravel = jax.flatten_util.ravel_pytree(params)
   r = _mean_residual(params, y, zero_mean)
-  _, _, (u, kinv_z, pz, _, _, cv) = _forward(operator, settings, params, x, r, eps_low,
-                                              eps_noise)
+  value, _, (u, kinv_z, pz, _, _, cv, slq_probe) = _forward(operator, settings, params, x, r,
+                                                             eps_low, eps_noise)
+  value = value + operator.trace_term(operator.prepare(params, x))
+  mll_se = 0.5 * jnp.std(slq_probe, ddof=1) / math.sqrt(slq_probe.shape[0])
 
   def data_terms(f):  # ½uᵀK̂u − uᵀr + the operator's trace term, u fixed
     p = unravel(f)
@@ -544,7 +586,7 @@ def _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y):
   se = jnp.std(per_probe, 0, ddof=1) / math.sqrt(per_probe.shape[0])
   w = jnp.abs(flat)  # ∂/∂log θ = θ ∂/∂θ
   rel = jnp.linalg.norm(w * se) / jnp.linalg.norm(w * grad)
-  return unravel(grad), unravel(se), rel
+  return unravel(grad), unravel(se), rel, value, mll_se
 
 
 _bbmm_core.defvjp(_core_fwd, _core_bwd)
@@ -654,7 +696,8 @@ def mll(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Array,
   validation.check_in(method, "method", ("auto", "bbmm", "cholesky"))
   check_inputs(operator, params, x, y, settings)
   if method == "auto":
-    method = choose_method(key, operator, params, x, y, settings, zero_mean=zero_mean).method
+    choice = choose_method(key, operator, params, x, y, settings, zero_mean=zero_mean)
+    method, settings = choice.method, choice.settings_for(settings)
   if method == "cholesky":
     value = cholesky_mll(operator, params, x, y, zero_mean=zero_mean)
     chex.assert_shape(value, ())
@@ -676,16 +719,52 @@ class MethodChoice(NamedTuple):
   Attributes:
     method: ``"cholesky"`` or ``"bbmm"``.
     reason: ``"n <= cholesky_size"``, ``"measured"``, ``"n > measure_max"``, ``"threshold"``,
-      ``"traced"`` (under ``jit``) or ``"cholesky not finite"``.
+      ``"traced"`` (under ``jit``), ``"cholesky not finite"``, or ``"targets need more than
+      max_probes"`` (BBMM cannot meet ``Settings.mll_rel_tol`` / ``grad_rel_tol`` within
+      ``max_probes``).
     cholesky_seconds: measured seconds of one compiled Cholesky MLL + gradient (NaN if not
       measured).
-    bbmm_seconds: the same for BBMM.
+    bbmm_seconds: the same for BBMM at ``num_probes`` probes, or at ``settings.num_probes``
+      where that was already slower than Cholesky (more probes only cost more).
+    num_probes: the probe count BBMM runs at (0: ``settings.num_probes``, not adapted).
+    mll_rel_std_error: the MLL's relative standard error at ``settings.num_probes`` (NaN if not
+      measured; :class:`GradientSpread`).
+    grad_rel_std_error: the gradient's, likewise.
   """
 
   method: str
   reason: str
   cholesky_seconds: float = float("nan")
   bbmm_seconds: float = float("nan")
+  num_probes: int = 0
+  mll_rel_std_error: float = float("nan")
+  grad_rel_std_error: float = float("nan")
+
+  def settings_for(self, settings: Settings) -> Settings:
+    """``settings`` with the chosen probe count (unchanged where it was not adapted)."""
+    return settings._replace(num_probes=self.num_probes) if self.num_probes else settings
+
+
+# The standard errors that size the adaptive count come from the probes of one evaluation: with
+# t = 30 probes their own relative uncertainty is ≈ 1/√(2(t − 1)) ≈ 13 %. The count is scaled by
+# this factor (1.12² ≈ 1.25) so that an underestimate by that much still meets the target.
+PROBE_SAFETY = 1.25
+
+
+def adaptive_probe_count(spread: GradientSpread, settings: Settings) -> int:
+  """Probes that bring the MLL's and the gradient's relative standard errors to
+  ``settings.mll_rel_tol`` / ``grad_rel_tol`` (never fewer than ``settings.num_probes``), times
+  :data:`PROBE_SAFETY`; ``settings.max_probes + 1`` where that exceeds the cap or a spread is
+  not finite."""
+  rels = (float(spread.mll_rel_std_error), float(spread.rel_std_error))
+  if not all(math.isfinite(r) for r in rels):
+    return settings.max_probes + 1
+  wanted = max(spread.probes_for_mll(settings.mll_rel_tol),
+               spread.probes_for(settings.grad_rel_tol))
+  if wanted <= settings.num_probes:
+    return settings.num_probes
+  wanted = int(math.ceil(PROBE_SAFETY * wanted))
+  return wanted if wanted <= settings.max_probes else settings.max_probes + 1
 
 
 _CHOICES: dict = {}
@@ -699,7 +778,8 @@ def _time_value_and_grad(fn, *args):
 
 
 def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Array,
-                  settings: Settings = Settings(), *, zero_mean: bool = False) -> MethodChoice:
+                  settings: Settings = Settings(), *, zero_mean: bool = False,
+                  cache: bool = True) -> MethodChoice:
   """The solver ``method="auto"`` uses: a cost model measured on the caller's own problem.
 
   Dense Cholesky is exact and, up to some ``n`` that depends on the machine, the dimension, the
@@ -713,9 +793,24 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
   nothing; the measurement costs two compilations and two evaluations of each method.
   ``Settings(auto_method="threshold")`` or a larger ``cholesky_size`` override it.
 
+  With ``settings.adaptive_probes`` (the default) the comparison is made at equal accuracy:
+  :func:`gradient_spread` at the caller's hyperparameters gives the MLL's and the gradient's
+  relative standard errors at ``num_probes``; :func:`adaptive_probe_count` the count that meets
+  ``mll_rel_tol`` (0.5 %) and ``grad_rel_tol`` (1 %); BBMM is timed at that count (unless it
+  was already slower than Cholesky at the default count), and Cholesky is run where BBMM would
+  need more than ``max_probes``. Where the probes of one
+  evaluation already meet the targets nothing changes. The spread costs one more compilation and
+  one JVP per hyperparameter element (at most :data:`CV_MAX_PARAMS`; more, or the
+  ``"variance_reduced"`` estimator, skip the adaptation).
+
+  The cache is keyed by shapes, not values: the probe count adapted to the first data and
+  hyperparameters of a shape is reused for others of that shape (an eager training loop does
+  not re-measure each step). Pass ``cache=False`` to measure afresh for new data.
+
   Args:
     key: PRNG key of BBMM's probes for the timed call.
     operator, params, x, y, settings, zero_mean: as in :func:`mll`.
+    cache: read and store the per-process cache (``False``: measure, and keep nothing).
 
   Returns:
     A :class:`MethodChoice`.
@@ -734,7 +829,7 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
   cache_key = (operator, settings, bool(zero_mean), jax.default_backend(), jnp.dtype(y.dtype).name,
                jax.tree.structure(params),
                tuple(tuple(np.shape(a)) for a in jax.tree.leaves((params, x, y))))
-  if cache_key in _CHOICES:
+  if cache and cache_key in _CHOICES:
     return _CHOICES[cache_key]
   # Data are arguments, not closed-over constants baked into the two compiled programs.
   f_chol = jax.jit(jax.value_and_grad(
@@ -743,12 +838,46 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
       lambda p, x_, y_: _bbmm_mll_jit(operator, settings, zero_mean, key, p, x_, y_)[0]))
   t_chol, (v_chol, _) = _time_value_and_grad(f_chol, params, x, y)
   t_bbmm, _ = _time_value_and_grad(f_bbmm, params, x, y)
-  if not bool(jnp.isfinite(v_chol)):
+  chol_ok = bool(jnp.isfinite(v_chol))
+  if not chol_ok:
     choice = MethodChoice("bbmm", "cholesky not finite", t_chol, t_bbmm)
   else:
     choice = MethodChoice("cholesky" if t_chol <= t_bbmm else "bbmm", "measured", t_chol, t_bbmm)
-  _CHOICES[cache_key] = choice
+  if settings.adaptive_probes and _can_spread(params, settings):
+    spread = gradient_spread(key, operator, params, x, y, settings, zero_mean=zero_mean)
+    want = adaptive_probe_count(spread, settings)
+    rel = dict(mll_rel_std_error=float(spread.mll_rel_std_error),
+               grad_rel_std_error=float(spread.rel_std_error))
+    if want > settings.max_probes:
+      # Not reachable by BBMM within the cap: exact Cholesky where it is finite, else BBMM at
+      # the cap (the best it can do; the standard errors say how far off it is).
+      choice = (MethodChoice("cholesky", "targets need more than max_probes", t_chol, t_bbmm,
+                             **rel) if chol_ok else
+                choice._replace(num_probes=settings.max_probes, **rel))
+    elif want > settings.num_probes:
+      # More probes can only cost more: where BBMM at the default count already loses, it
+      # loses at ``want``. Otherwise it is timed at ``want`` (its cost is the preconditioner plus
+      # mBCG on t + 1 columns, far from proportional to t: not worth modelling).
+      if chol_ok and t_bbmm >= t_chol:
+        choice = choice._replace(num_probes=want, **rel)
+      else:
+        wider = settings._replace(num_probes=want)
+        f_wide = jax.jit(jax.value_and_grad(
+            lambda p, x_, y_: _bbmm_mll_jit(operator, wider, zero_mean, key, p, x_, y_)[0]))
+        t_wide, _ = _time_value_and_grad(f_wide, params, x, y)
+        method = "cholesky" if chol_ok and t_chol <= t_wide else "bbmm"
+        choice = choice._replace(method=method, bbmm_seconds=t_wide, num_probes=want, **rel)
+    else:
+      choice = choice._replace(num_probes=settings.num_probes, **rel)
+  if cache:
+    _CHOICES[cache_key] = choice
   return choice
+
+
+def _can_spread(params, settings) -> bool:
+  """Whether :func:`gradient_spread` can split this gradient (estimator and parameter count)."""
+  size = jax.flatten_util.ravel_pytree(params)[0].shape[0]
+  return settings.grad_estimator != "variance_reduced" and size <= CV_MAX_PARAMS
 
 
 def check_converged(info: MLLInfo) -> MLLInfo:

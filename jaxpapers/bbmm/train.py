@@ -188,8 +188,9 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     learning_rate: Adam step size (GPyTorch examples: 0.1).
     method: ``"auto"`` (resolved once, before training, by
       :func:`~jaxpapers.bbmm.likelihood.choose_method`: Cholesky for ``n ≤
-      settings.cholesky_size``, above it the faster method measured on this data), ``"bbmm"``,
-      ``"cholesky"``.
+      settings.cholesky_size``, above it the faster method measured on this data at the probe
+      count that meets ``settings.mll_rel_tol`` / ``grad_rel_tol`` at the initial
+      hyperparameters, ``settings.adaptive_probes``), ``"bbmm"``, ``"cholesky"``.
     zero_mean: fix the mean at 0.
     noise_floor: lower bound of the noise variance.
     chunk_size: steps per jitted ``lax.scan`` chunk.
@@ -199,7 +200,8 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
       error at the initial hyperparameters is estimated from its own probes
       (:func:`~jaxpapers.bbmm.likelihood.gradient_spread`) and ``settings.num_probes`` is raised
       to the count that brings it to ``probe_rel_tol`` (never lowered; at most ``max_probes``);
-      then ``method="auto"`` times BBMM at that count. ``None``: ``settings.num_probes`` as is.
+      then ``method="auto"`` times BBMM at that count. ``None``: ``settings.num_probes`` as is
+      (forced ``"bbmm"``), or what ``method="auto"`` adapts it to.
     max_probes: cap of the adaptive count.
 
   Returns:
@@ -229,8 +231,9 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
       settings = settings._replace(num_probes=int(min(max(settings.num_probes, wanted),
                                                       max_probes)))
   if method == "auto":
-    method = mll_lib.choose_method(state.key, operator, params, x, y, settings,
-                                   zero_mean=zero_mean).method
+    choice = mll_lib.choose_method(state.key, operator, params, x, y, settings,
+                                   zero_mean=zero_mean)
+    method, settings = choice.method, choice.settings_for(settings)
   step_fn = _make_step(operator, settings, opt, method, zero_mean, noise_floor)
   state, hist = loop.run_chunked(step_fn, state, num_steps, chunk_size=chunk_size,
                                  progress=progress, on_chunk=on_chunk, desc="fit", args=(x, y))
