@@ -53,6 +53,11 @@ def test_measured_choice_is_the_faster_method_and_mll_runs_it():
   value, _ = likelihood.mll(key, op, p, x, y, settings, method="auto")
   want, _ = likelihood.mll(key, op, p, x, y, settings, method=choice.method)
   np.testing.assert_array_equal(value, want)
+  # Traced calls (jax.grad, jit) cannot time, but reuse the eager choice for this shape.
+  g_auto = jax.grad(lambda q: likelihood.mll(key, op, q, x, y, settings, method="auto")[0])(p)
+  g_want = jax.grad(lambda q: likelihood.mll(key, op, q, x, y, settings,
+                                             method=choice.method)[0])(p)
+  np.testing.assert_allclose(g_auto.noise, g_want.noise, rtol=1e-10)
 
 
 def test_under_jit_auto_uses_the_size_rule():
@@ -142,5 +147,11 @@ def test_auto_meets_the_targets_at_the_adapted_count_or_runs_cholesky():
           if mid.method == "bbmm" else likelihood.cholesky_mll(op, p, x, y))
   np.testing.assert_allclose(value, want, rtol=1e-12)
   # Out of reach within max_probes: the exact Cholesky.
-  tight = likelihood.choose_method(key, op, p, x, y, base._replace(grad_rel_tol=1e-6))
+  tight_s = base._replace(grad_rel_tol=1e-6)
+  tight = likelihood.choose_method(key, op, p, x, y, tight_s)
   assert (tight.method, tight.reason) == ("cholesky", "targets need more than max_probes")
+  # jax.grad traces (nothing to time) and reuses that eager choice: the exact gradient, not a
+  # 8-probe BBMM one.
+  g = jax.grad(lambda q: likelihood.mll(key, op, q, x, y, tight_s, method="auto")[0])(p)
+  g_chol = jax.grad(lambda q: likelihood.cholesky_mll(op, q, x, y))(p)
+  np.testing.assert_allclose(g.kernel.lengthscale, g_chol.kernel.lengthscale, rtol=1e-10)

@@ -18,6 +18,13 @@ det) and their cancellation ``‖∇ ½log|K̂|‖ / ‖∇‖`` instead (no BBM
 
   python experiments/bbmm/estimators.py --scale=cpu --max_n=5000 --terms_only \
       --out=results/experiments/bbmm_gradient_terms_cpu.json
+
+``--auto`` runs the suite's cases as the row ``accuracy_suite_auto`` does (what ``method="auto"``
+chooses, at its adapted probe count) at another data ``--seed``: the rule's margin on data the
+registered row never sees:
+
+  python experiments/bbmm/estimators.py --scale=cpu --auto --seed=1 \
+      --out=results/experiments/bbmm_auto_seed1_cpu.json
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ _OUT = flags.DEFINE_string("out", "", "write the per-case records as JSON here")
 _TERMS_ONLY = flags.DEFINE_bool(
     "terms_only", False, "print only the float64 reference's gradient terms per case: the "
     "data-fit and log-det parts and their cancellation (no BBMM runs)")
+_AUTO = flags.DEFINE_bool("auto", False, "run each case as method='auto' chooses it (default "
+                          "settings; the accuracy_suite_auto row's protocol) instead")
 
 
 def _spread(case, settings, x, y, ls):
@@ -76,6 +85,27 @@ def _print_terms(cases):
                                           "seed": _SEED.value, "terms": records})
 
 
+def _run_auto(cases):
+  """Each case as ``method="auto"`` runs it at ``--seed``: the choice, the errors, the time."""
+  records = []
+  for case in cases:
+    rec = accuracy.run_case(case, _SEED.value, draws=_DRAWS.value, method="auto")
+    rec["passes"] = (rec["mll_err_mean"] <= reproductions.SUITE_MLL_TOL
+                     and rec["grad_err_mean"] <= reproductions.SUITE_GRAD_TOL)
+    records.append(rec)
+    name = f"{case.dataset} n={case.n} {case.kernel} σ²={case.noise:g}"
+    print(f"{name:42s} {rec['method']:8s} probes {rec['num_probes']:5d} MLL "
+          f"{100 * rec['mll_err_mean']:6.3f}% gradient {100 * rec['grad_err_mean']:6.2f}% "
+          f"{rec['seconds']:6.2f} s (Cholesky {rec['cholesky_seconds']:6.2f} s) "
+          f"{'ok' if rec['passes'] else 'MISSED'}", flush=True)
+    if _OUT.value:  # after every case: an interrupted run keeps what it measured
+      fileio.write_json_atomic(_OUT.value, {"scale": _SCALE.value, "max_n": _MAX_N.value,
+                                            "seed": _SEED.value, "draws": _DRAWS.value,
+                                            "method": "auto", "records": records})
+  print(f"auto: {sum(r['passes'] for r in records)}/{len(records)} cases meet mean MLL ≤ 0.5 % "
+        f"and mean gradient ≤ 1 % at seed {_SEED.value}")
+
+
 def main(argv):
   del argv
   for est in _ESTIMATORS.value:
@@ -84,6 +114,9 @@ def main(argv):
            if not _MAX_N.value or c.n <= _MAX_N.value]
   if _TERMS_ONLY.value:
     _print_terms(cases)
+    return
+  if _AUTO.value:
+    _run_auto(cases)
     return
   records, passing = [], {e: 0 for e in _ESTIMATORS.value}
   print(f"{'case':42s} {'estimator':17s} {'grad mean':>9s} {'grad max':>9s} {'MLL mean':>9s} "

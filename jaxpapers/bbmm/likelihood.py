@@ -805,7 +805,9 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
 
   The cache is keyed by shapes, not values: the probe count adapted to the first data and
   hyperparameters of a shape is reused for others of that shape (an eager training loop does
-  not re-measure each step). Pass ``cache=False`` to measure afresh for new data.
+  not re-measure each step). Pass ``cache=False`` to measure afresh for new data. Traced calls
+  (under ``jit`` or ``jax.grad``) cannot measure, but do use a choice an eager call already made
+  for the shape; without one they run BBMM at ``settings.num_probes``.
 
   Args:
     key: PRNG key of BBMM's probes for the timed call.
@@ -824,13 +826,13 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
     return MethodChoice("bbmm", "threshold")
   if n > settings.measure_max:
     return MethodChoice("bbmm", "n > measure_max")
-  if not _concrete(key, x, y, *jax.tree.leaves(params)):
-    return MethodChoice("bbmm", "traced")
   cache_key = (operator, settings, bool(zero_mean), jax.default_backend(), jnp.dtype(y.dtype).name,
                jax.tree.structure(params),
                tuple(tuple(np.shape(a)) for a in jax.tree.leaves((params, x, y))))
-  if cache and cache_key in _CHOICES:
+  if cache and cache_key in _CHOICES:  # shapes only: also under jit / grad
     return _CHOICES[cache_key]
+  if not _concrete(key, x, y, *jax.tree.leaves(params)):
+    return MethodChoice("bbmm", "traced")
   # Data are arguments, not closed-over constants baked into the two compiled programs.
   f_chol = jax.jit(jax.value_and_grad(
       lambda p, x_, y_: _cholesky_mll_jit(operator, zero_mean, p, x_, y_)))
