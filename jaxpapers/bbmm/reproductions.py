@@ -388,15 +388,27 @@ def _case_name(r):
   return f"{r['dataset']} n={r['n']} {r['kernel']} σ²={r['noise']:g}"
 
 
+def _suite_passes(m, scale):
+  del scale
+  return m["cases_passing"] == m["num_cases"]
+
+
+# Shared by the two suite rows (forced BBMM and method="auto"): same cases, seeds and targets.
+_SUITE_PAPER_VALUE = "exact up to solver tolerance (issue 24's targets: 0.5 % MLL, 1 % gradient)"
+_SUITE_SEEDS = {"smoke": (0,), "quick": (0,), "cpu": (0,), "full": (0,)}
+_SUITE_NOTE = {s: f"{len(suite_cases(s))} cases: " + ", ".join(sorted(
+    {f"{c.dataset} n={c.n}" for c in suite_cases(s)})) for s in ("smoke", "quick", "cpu", "full")}
+
+
 registry.register(registry.Reproduction(
     paper="bbmm", name="accuracy_suite",
     claim="At default settings BBMM (forced; `auto` would run Cholesky where it is faster) is "
           "within 0.5 % of float64 Cholesky in the MLL (mean over probe "
           "draws) and a single draw's gradient within 1 %, on every case of the suite (synthetic "
           "σ² ∈ {0.1, 0.01, 0.001}, UCI sets; RBF and Matérn-5/2 with ARD; n = 2k/5k/10k)",
-    paper_value="exact up to solver tolerance (issue 24's targets: 0.5 % MLL, 1 % gradient)",
+    paper_value=_SUITE_PAPER_VALUE,
     run=_run_suite,
-    check=lambda m, scale: m["cases_passing"] == m["num_cases"],
+    check=_suite_passes,
     summary=lambda m: (f"{m['cases_passing']}/{m['num_cases']} cases pass; worst mean MLL err "
                        f"{100 * m['worst_mll_err_mean']:.2f} % ({m['worst_mll_case']}), worst "
                        f"mean gradient err {100 * m['worst_grad_err_mean']:.1f} % "
@@ -406,10 +418,7 @@ registry.register(registry.Reproduction(
                        + ("; the log-det term's gradient is {:.1f}–{:.1f}× the gradient's norm "
                           "(its probe error is amplified that much)".format(
                               *m["cancellation_range"]) if "cancellation_range" in m else "")),
-    seeds={"smoke": (0,), "quick": (0,), "cpu": (0,), "full": (0,)},
-    scale_note={s: f"{len(suite_cases(s))} cases: " + ", ".join(sorted(
-        {f"{c.dataset} n={c.n}" for c in suite_cases(s)})) for s in
-        ("smoke", "quick", "cpu", "full")},
+    seeds=_SUITE_SEEDS, scale_note=_SUITE_NOTE,
     datasets=("uci-gp-mat",), budget_s={"smoke": 20, "quick": 120, "cpu": 900},
 ))
 
@@ -420,13 +429,10 @@ registry.register(registry.Reproduction(
           "chosen per problem at equal accuracy, BBMM's probe count sized from its own spread "
           "to the 0.5 % MLL / 1 % gradient targets) meets those targets on every case of the "
           "accuracy suite, and shows where BBMM at that accuracy is faster than Cholesky",
-    paper_value="exact up to solver tolerance (issue 24's targets: 0.5 % MLL, 1 % gradient)",
+    paper_value=_SUITE_PAPER_VALUE,
     run=_run_suite_auto,
-    check=lambda m, scale: m["cases_passing"] == m["num_cases"],
+    check=_suite_passes,
     summary=_auto_summary,
-    seeds={"smoke": (0,), "quick": (0,), "cpu": (0,), "full": (0,)},
-    scale_note={s: f"{len(suite_cases(s))} cases: " + ", ".join(sorted(
-        {f"{c.dataset} n={c.n}" for c in suite_cases(s)})) for s in
-        ("smoke", "quick", "cpu", "full")},
+    seeds=_SUITE_SEEDS, scale_note=_SUITE_NOTE,
     datasets=("uci-gp-mat",), budget_s={"smoke": 30, "quick": 180, "cpu": 1500},
 ))
