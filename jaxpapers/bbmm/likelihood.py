@@ -111,8 +111,9 @@ class Settings(NamedTuple):
     adaptive_probes: ``method="auto"``, where it measures (see ``auto_method``), also sizes the
       probe count to the accuracy targets below from the estimator's own spread at the caller's
       hyperparameters (:func:`gradient_spread`), and keeps BBMM only if it is faster than
-      Cholesky *at that count* (:func:`choose_method`). Forced ``method="bbmm"``,
-      :func:`bbmm_mll` and calls under ``jit`` use ``num_probes`` as is.
+      Cholesky *at that count* (:func:`choose_method`). Forced ``method="bbmm"`` and
+      :func:`bbmm_mll` use ``num_probes`` as is; traced calls reuse an eager choice for the
+      shape, else ``num_probes``.
     mll_rel_tol: target relative standard error of the MLL (the mean absolute error of a
       Gaussian estimate is 0.8× it).
     grad_rel_tol: target norm-wise relative standard error of the log-hyperparameter gradient.
