@@ -90,8 +90,7 @@ def _run_auto(cases):
   records = []
   for case in cases:
     rec = accuracy.run_case(case, _SEED.value, draws=_DRAWS.value, method="auto")
-    rec["passes"] = (rec["mll_err_mean"] <= reproductions.SUITE_MLL_TOL
-                     and rec["grad_err_mean"] <= reproductions.SUITE_GRAD_TOL)
+    rec["passes"] = reproductions.case_passes(rec)
     records.append(rec)
     name = f"{case.dataset} n={case.n} {case.kernel} σ²={case.noise:g}"
     print(f"{name:42s} {rec['method']:8s} probes {rec['num_probes']:5d} MLL "
@@ -129,8 +128,7 @@ def main(argv):
       rec = accuracy.run_case(case, _SEED.value, draws=_DRAWS.value, settings=settings, ref=ref)
       if est != "variance_reduced":  # the estimator's own variance, at the first draw's key
         rec.update(_spread(case, settings, x, y, ls))
-      ok = (rec["mll_err_mean"] <= reproductions.SUITE_MLL_TOL
-            and rec["grad_err_mean"] <= reproductions.SUITE_GRAD_TOL)
+      ok = reproductions.case_passes(rec)
       passing[est] += ok
       records.append({**rec, "estimator": est, "passes": ok})
       name = f"{case.dataset} n={case.n} {case.kernel} σ²={case.noise:g}"

@@ -545,13 +545,9 @@ def gradient_spread(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Ar
       hyperparameters with more than :data:`CV_MAX_PARAMS` elements.
   """
   check_inputs(operator, params, x, y, settings)
-  if settings.grad_estimator == "variance_reduced":
-    raise ValueError("settings.grad_estimator must be 'standard' or 'control_variate' for "
-                     "gradient_spread, got 'variance_reduced'")
-  size = jax.flatten_util.ravel_pytree(params)[0].shape[0]
-  if size > CV_MAX_PARAMS:
-    raise ValueError(f"params has {size} elements; gradient_spread takes at most "
-                     f"{CV_MAX_PARAMS} (one JVP each)")
+  problem = _spread_problem(params, settings)
+  if problem is not None:
+    raise ValueError(problem)
   key = jax.random.key(key) if isinstance(key, int) else key
   grad, se, rel, value, mll_se = _gradient_spread_jit(operator, settings, zero_mean, key, params,
                                                       x, y)
@@ -725,8 +721,9 @@ class MethodChoice(NamedTuple):
       ``max_probes``).
     cholesky_seconds: measured seconds of one compiled Cholesky MLL + gradient (NaN if not
       measured).
-    bbmm_seconds: the same for BBMM at ``num_probes`` probes, or at ``settings.num_probes``
-      where that was already slower than Cholesky (more probes only cost more).
+    bbmm_seconds: the same for BBMM at ``num_probes`` probes where it was timed there, else at
+      ``settings.num_probes`` (already slower than Cholesky there, or the adapted count was over
+      ``max_probes``).
     num_probes: the probe count BBMM runs at (0: ``settings.num_probes``, not adapted).
     mll_rel_std_error: the MLL's relative standard error at ``settings.num_probes`` (NaN if not
       measured; :class:`GradientSpread`).
@@ -846,7 +843,7 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
     choice = MethodChoice("bbmm", "cholesky not finite", t_chol, t_bbmm)
   else:
     choice = MethodChoice("cholesky" if t_chol <= t_bbmm else "bbmm", "measured", t_chol, t_bbmm)
-  if settings.adaptive_probes and _can_spread(params, settings):
+  if settings.adaptive_probes and _spread_problem(params, settings) is None:
     spread = gradient_spread(key, operator, params, x, y, settings, zero_mean=zero_mean)
     want = adaptive_probe_count(spread, settings)
     rel = dict(mll_rel_std_error=float(spread.mll_rel_std_error),
@@ -877,10 +874,17 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
   return choice
 
 
-def _can_spread(params, settings) -> bool:
-  """Whether :func:`gradient_spread` can split this gradient (estimator and parameter count)."""
+def _spread_problem(params, settings) -> str | None:
+  """Why :func:`gradient_spread` cannot split this gradient (estimator or parameter count), or
+  ``None`` where it can."""
+  if settings.grad_estimator == "variance_reduced":
+    return ("settings.grad_estimator must be 'standard' or 'control_variate' for "
+            "gradient_spread, got 'variance_reduced'")
   size = jax.flatten_util.ravel_pytree(params)[0].shape[0]
-  return settings.grad_estimator != "variance_reduced" and size <= CV_MAX_PARAMS
+  if size > CV_MAX_PARAMS:
+    return (f"params has {size} elements; gradient_spread takes at most {CV_MAX_PARAMS} (one "
+            f"JVP each)")
+  return None
 
 
 def check_converged(info: MLLInfo) -> MLLInfo:
