@@ -98,7 +98,14 @@ def test_adaptive_probe_count_by_hand():
   assert likelihood.adaptive_probe_count(_spread(0.02, 0.001), s) == 150
   assert likelihood.adaptive_probe_count(_spread(0.001, 0.01), s) == 150
   assert likelihood.adaptive_probe_count(_spread(0.02, 0.015), s) == 338  # 30·9 = 270 · 1.25
-  assert likelihood.adaptive_probe_count(_spread(0.005, 0.002), s) == 30  # met: never lowered
+  # Beyond the targets the count falls: 30·(0.5)² = 7.5 → 8 for the gradient, × 1.25 = 10; a
+  # smaller need stops at min_probes (10, or what the caller sets).
+  assert likelihood.adaptive_probe_count(_spread(0.005, 0.002), s) == 10
+  assert likelihood.adaptive_probe_count(_spread(0.004, 0.001), s) == 10  # 5 · 1.25 → 7 < 10
+  assert likelihood.adaptive_probe_count(_spread(0.004, 0.001), s._replace(min_probes=3)) == 7
+  assert likelihood.adaptive_probe_count(_spread(0.011, 0.001), s) == 47  # 37 · 1.25 → 47
+  with pytest.raises(ValueError, match="settings.min_probes must be >= 1"):
+    likelihood.check_settings(s._replace(min_probes=0))
   assert likelihood.adaptive_probe_count(_spread(0.2, 0.001), s) == 1001  # 15,000 > the cap
   assert likelihood.adaptive_probe_count(_spread(float("nan"), 0.001), s) == 1001
   with pytest.raises(ValueError, match="settings.max_probes must be >= 1"):
@@ -130,12 +137,13 @@ def test_the_mll_spread_is_the_value_and_predicts_its_error():
 def test_auto_meets_the_targets_at_the_adapted_count_or_runs_cholesky():
   op, p, x, y = _gp(300, d=3, noise=0.02)
   key = jax.random.key(5)
-  base = likelihood.Settings(cholesky_size=100, precond_rank=10, num_probes=8)
+  base = likelihood.Settings(cholesky_size=100, precond_rank=10, num_probes=8, min_probes=3)
   spread = likelihood.gradient_spread(key, op, p, x, y, base)
-  # Already met: the count stays and the choice is the timed one.
+  # Far beyond the targets: the count falls to min_probes and BBMM is timed there.
   loose = likelihood.choose_method(key, op, p, x, y, base._replace(mll_rel_tol=1.0,
                                                                   grad_rel_tol=1.0))
-  assert loose.num_probes == 8 and loose.reason == "measured"
+  assert loose.num_probes == 3 and loose.reason == "measured"
+  assert loose.method == ("cholesky" if loose.cholesky_seconds <= loose.bbmm_seconds else "bbmm")
   np.testing.assert_allclose(loose.grad_rel_std_error, spread.rel_std_error, rtol=1e-10)
   # Half the gradient's standard error: 4× the probes, × 1.25.
   mid_s = base._replace(mll_rel_tol=1.0, grad_rel_tol=float(spread.rel_std_error) / 2)

@@ -45,6 +45,7 @@ from jaxpapers.bbmm.likelihood import check_converged as check_converged
 from jaxpapers.bbmm.likelihood import check_settings as check_settings
 from jaxpapers.bbmm.likelihood import cholesky_mll as cholesky_mll
 from jaxpapers.bbmm.likelihood import choose_method as choose_method
+from jaxpapers.bbmm.likelihood import deflate_probes as deflate_probes
 from jaxpapers.bbmm.likelihood import gradient_spread as gradient_spread
 from jaxpapers.bbmm.likelihood import mll as mll
 from jaxpapers.bbmm.likelihood import report_convergence as report_convergence

@@ -119,6 +119,15 @@ class Settings(NamedTuple):
     grad_rel_tol: target norm-wise relative standard error of the log-hyperparameter gradient.
     max_probes: the adaptive count's cap; where the targets need more, BBMM cannot meet them
       and ``auto`` runs Cholesky (if finite).
+    min_probes: the adaptive count's floor where the targets need fewer than ``num_probes``
+      (10, GPyTorch's default count; ``num_probes`` keeps the count from falling).
+    deflate_pivots: with the ``"standard"`` estimator and a preconditioner, draw the probes in
+      the complement of the ``k`` directions on which ``P̂^{-½} K̂ P̂^{-½}`` is exactly the
+      identity, and add the exact ``log|K̂_ππ|`` terms of the pivot block (see
+      :func:`deflate_probes`). Both estimators stay unbiased; the probes no longer spend their
+      variance on the ``k`` known unit eigenvalues (synthetic 5k Matérn-5/2, σ² = 0.01: the
+      log-det's variance fell 2.2×, the lengthscale gradients' 3.1–3.4×). Ignored by the
+      other two estimators, which draw full-space probes.
   """
 
   cg_tol: float = 1e-2
@@ -141,12 +150,14 @@ class Settings(NamedTuple):
   mll_rel_tol: float = 5e-3
   grad_rel_tol: float = 1e-2
   max_probes: int = 1024
+  min_probes: int = 10
+  deflate_pivots: bool = True
 
 
 GPYTORCH_DEFAULTS = Settings(cg_tol=1.0, eval_cg_tol=1e-2, max_cg_iters=1000, num_probes=10,
                              num_lanczos=20, precond_rank=15, min_precond_size=2000,
                              cholesky_size=800, spherical_probes=False, min_lanczos=20,
-                             auto_method="threshold")
+                             auto_method="threshold", deflate_pivots=False)
 
 
 GRAD_ESTIMATORS = ("standard", "variance_reduced", "control_variate")
@@ -191,14 +202,14 @@ def check_settings(settings: Settings, name: str = "settings") -> Settings:
       raise ValueError(f"{name}.{field} must be finite and > 0, got {value}")
   minimum = {"max_cg_iters": 1, "num_probes": 1, "num_lanczos": 1, "min_lanczos": 0,
              "precond_rank": 0, "min_precond_size": 0, "cholesky_size": 0, "measure_max": 0,
-             "cv_rank": 0, "max_probes": 1}
+             "cv_rank": 0, "max_probes": 1, "min_probes": 1}
   for field, low in minimum.items():
     value = getattr(settings, field)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
       raise TypeError(f"{name}.{field} must be an int, got {value!r}")
     if value < low:
       raise ValueError(f"{name}.{field} must be >= {low}, got {value}")
-  for field in ("spherical_probes", "strict", "adaptive_probes"):
+  for field in ("spherical_probes", "strict", "adaptive_probes", "deflate_pivots"):
     if not isinstance(getattr(settings, field), (bool, np.bool_)):
       raise TypeError(f"{name}.{field} must be a bool, got {getattr(settings, field)!r}")
   validation.check_in(settings.precond_form, f"{name}.precond_form", ("woodbury", "orthogonal"))
@@ -351,16 +362,101 @@ def _zeros_cotangent(tree):
   return jax.tree.map(z, tree)
 
 
+def pivot_mask(lmat: jax.Array) -> jax.Array:
+  """``(k,)`` which pivots of a pivoted-Cholesky factor are real: its nonzero columns (the
+  factorisation leaves the columns after an early stop zero, and their pivot indices repeat)."""
+  return jnp.any(lmat != 0, axis=0)
+
+
+def deflate_probes(pre: precond_lib.Preconditioner, pivots: jax.Array, z: jax.Array,
+                   kpp: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Probes ``z ~ N(0, P̂)`` projected off the ``k`` pivot directions, where ``P̂⁻¹K̂`` is exact.
+
+  The pivoted-Cholesky factor reproduces the pivot rows, ``(L Lᵀ)[π, :] = K[π, :]``, so
+  ``K̂ e_i = P̂ e_i`` for every pivot ``i`` and ``A = P̂^{-½} K̂ P̂^{-½}`` is the identity on
+  ``W₀ = P̂^{½} E_π``. ``A`` is symmetric, so the complement ``W₀^⊥`` is invariant too, and
+  with ``Π`` its orthogonal projector::
+
+    log|K̂| = log|P̂| + tr(Π log A Π)                     (log A = 0 on W₀)
+    tr(K̂⁻¹ ∂K̂) = tr((I − Π) M) + tr(Π A⁻¹ Π M Π) ,    M = P̂^{-½} ∂K̂ P̂^{-½}
+               = ∂ log|K̂_ππ| (pivots fixed) + tr(Π A⁻¹ Π M Π) ,
+
+  since ``E_πᵀ P̂ E_π = K̂_ππ``. The first terms are exact (a ``k × k`` block); only the second
+  needs probes, and a probe ``w ~ N(0, I)`` in ``A``'s space becomes ``Π w``, in ``z = P̂^{½} w``
+  terms ``z̃ = z − P̂ E_π K̂_ππ⁻¹ z_π`` (no square root of ``P̂``): its pivot rows are 0 and
+  ``E[z̃ᵀ P̂⁻¹ (·) P̂⁻¹ z̃]`` is the trace over ``W₀^⊥``. The probes then carry only the spread of
+  the ``n − k`` eigenvalues the preconditioner did not capture, not the gap between those and
+  the ``k`` unit ones. Pivots of columns the factorisation left zero are not deflated.
+
+  Args:
+    pre: the Woodbury or orthogonal preconditioner built from the factor.
+    pivots: ``(k,)`` its pivot indices.
+    z: ``(n, t)`` probes.
+    kpp: optional ``(k, k)`` kernel block ``K[π, π]`` (noise excluded; see :func:`pivot_block`),
+      which equals ``L[π] L[π]ᵀ``; else that product is formed.
+
+  Returns:
+    ``(z̃, P̂⁻¹z̃, m)``: the projected probes, their preconditioned form and ``m = n − k_valid``,
+    the dimension of ``W₀^⊥`` (the ``E[z̃ᵀP̂⁻¹z̃]`` of a spherical probe).
+  """
+  lmat, noise = pre.lmat, pre.noise
+  n, k = lmat.shape
+  vf = pivot_mask(lmat).astype(z.dtype)
+  lp = lmat[pivots, :]
+  vv = vf[:, None] * vf[None, :]
+  eye = jnp.eye(k, dtype=z.dtype)
+  kpp = lp @ lp.T if kpp is None else kpp
+  gram = (kpp + noise * eye) * vv + eye * (1.0 - vv)  # K̂_ππ on the real pivots
+  c = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(gram), True), z[pivots, :] * vf[:, None])
+  c = c * vf[:, None]
+  ec = jnp.zeros_like(z).at[pivots, :].add(c)
+  z = z - lmat @ (lp.T @ c) - noise * ec
+  return z, pre.solve(z), n - jnp.sum(vf)
+
+
+def pivot_block(operator, state, pivots: jax.Array) -> jax.Array:
+  """The kernel part ``K[π, π]`` of ``K̂`` at the pivots (the operator's ``kernel_block`` where it
+  has one, ``O(k² d)``; else ``k`` of its rows)."""
+  block = getattr(operator, "kernel_block", None)
+  if block is not None:
+    return block(state, pivots)
+  return jax.vmap(lambda i: operator.kernel_row(state, i))(pivots)[:, pivots]
+
+
+def pivot_logdet(operator, state, pivots: jax.Array, valid: jax.Array) -> jax.Array:
+  """``log|K̂_ππ|`` of the real pivots' block (``valid``), differentiable in ``state``: the exact
+  part of :func:`deflate_probes`' log-det, whose derivative is ``tr((I − Π) M)``."""
+  k = pivots.shape[0]
+  kpp = pivot_block(operator, state, pivots)
+  vv = (valid[:, None] & valid[None, :]).astype(kpp.dtype)
+  eye = jnp.eye(k, dtype=kpp.dtype)
+  block = (kpp + state.noise * eye) * vv + eye * (1.0 - vv)
+  return 2.0 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(block))))
+
+
+def _deflates(settings, pre) -> bool:
+  return (settings.deflate_pivots and settings.grad_estimator == "standard"
+          and pre.lmat.shape[1] > 0)
+
+
 def _forward(operator, settings, params, x, r, eps_low, eps_noise):
   n = r.shape[0]
   state = operator.prepare(params, x)
   pre, pivots = _build_preconditioner(operator, state, settings, n)
   z = pre.sample(eps_low, eps_noise)
-  pz = pre.solve(z)
+  valid = None
+  if _deflates(settings, pre):
+    valid = pivot_mask(pre.lmat)
+    kpp = pivot_block(operator, jax.lax.stop_gradient(state), pivots)
+    z, pz, dim = deflate_probes(pre, pivots, z, kpp)
+  else:
+    pz, dim = pre.solve(z), n
   if settings.spherical_probes:
-    # Rescale each probe so that zᵀ P̂⁻¹ z = n: P̂^{-½} z is then uniform on the sphere of radius
-    # √n, still E[z zᵀ] = P̂ (both estimators stay unbiased) without the χ²_n norm noise.
-    scale = jnp.sqrt(n / jnp.sum(z * pz, 0))
+    # Rescale each probe so that zᵀ P̂⁻¹ z = dim (n, or n − k deflated): P̂^{-½} z is then uniform
+    # on that sphere, still E[z zᵀ] = P̂ (or P̂^{½} Π P̂^{½}): both estimators stay unbiased,
+    # without the χ² norm noise. No complement left (a full, exact factor): the probes are 0.
+    zpz = jnp.sum(z * pz, 0)
+    scale = jnp.where(zpz > 0, jnp.sqrt(dim / jnp.where(zpz > 0, zpz, 1.0)), 0.0)
     z, pz = z * scale, pz * scale
   rhs = jnp.concatenate([r[:, None], z], 1)
   res = cg_lib.mbcg(lambda v: operator.matmul(state, v), rhs, precond=pre.solve,
@@ -371,6 +467,8 @@ def _forward(operator, settings, params, x, r, eps_low, eps_noise):
   u = sol[:, 0]
   weights = jnp.sum(z * pz, 0)
   slq_probe = slq_terms(res.alpha[:, 1:], res.beta[:, 1:], res.lanczos_steps[1:], weights)
+  if valid is not None:  # a zero probe (no complement left) adds 0, never 0 · log(0)
+    slq_probe = jnp.where(weights > 0, slq_probe, 0.0)
   logdet = pre.logdet() + jnp.mean(slq_probe)
   data_fit = jnp.dot(r, u)
   value = -0.5 * data_fit - 0.5 * logdet - 0.5 * n * math.log(2 * math.pi)
@@ -388,7 +486,7 @@ def _forward(operator, settings, params, x, r, eps_low, eps_noise):
         pre.lmat[:, :settings.cv_rank], pre.noise,
         orthogonal=settings.precond_form == "orthogonal")
     cv = (cpre.solve(z), cpre.trace_factors())
-  return value, info, (u, sol[:, 1:], pz, pre, pivots, cv, slq_probe)
+  return value, info, (u, sol[:, 1:], pz, pre, pivots, cv, slq_probe, valid)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -398,16 +496,17 @@ def _bbmm_core(operator, settings, params, x, r, eps_low, eps_noise):
 
 
 def _core_fwd(operator, settings, params, x, r, eps_low, eps_noise):
-  value, info, (u, kinv_z, pz, pre, pivots, cv, _) = _forward(operator, settings, params, x, r,
-                                                              eps_low, eps_noise)
+  value, info, (u, kinv_z, pz, pre, pivots, cv, _, valid) = _forward(
+      operator, settings, params, x, r, eps_low, eps_noise)
   lmat = pre.lmat if settings.grad_estimator == "variance_reduced" else None
-  if settings.grad_estimator != "variance_reduced":
+  if lmat is None and valid is None:
     pivots = None
-  return (value, info), (params, x, r, eps_low, eps_noise, u, kinv_z, pz, lmat, pivots, cv)
+  return (value, info), (params, x, r, eps_low, eps_noise, u, kinv_z, pz, lmat, pivots, cv,
+                         valid)
 
 
 def _core_bwd(operator, settings, res, cot):
-  params, x, r, eps_low, eps_noise, u, kinv_z, pz, lmat, pivots, cv = res
+  params, x, r, eps_low, eps_noise, u, kinv_z, pz, lmat, pivots, cv, valid = res
   g = cot[0]
   t = kinv_z.shape[1]
   a = jnp.concatenate([0.5 * u[:, None], (-0.5 / t) * kinv_z], 1)
@@ -419,6 +518,9 @@ def _core_bwd(operator, settings, res, cot):
     if lmat is not None:
       # Variance reduction: ∂log|P̂| exactly, minus its own trace estimate with the same probes.
       out = out + _precond_terms(operator, state, lmat, pivots, pz)
+    if valid is not None:
+      # Deflated probes: the pivot block's share of −½ tr(K̂⁻¹∂K̂) exactly.
+      out = out - 0.5 * pivot_logdet(operator, state, pivots, valid)
     return out
 
   # Inputs enter K̂ exactly like hyperparameters, so the same trace estimator gives ∂/∂X (deep
@@ -560,8 +662,8 @@ def _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y):
   eps_low, eps_noise = _probe_noise(settings, key, y)  # the probes of bbmm_mll at this key
   flat, unravel = jax.flatten_util.ravel_pytree(params)
   r = _mean_residual(params, y, zero_mean)
-  value, _, (u, kinv_z, pz, _, _, cv, slq_probe) = _forward(operator, settings, params, x, r,
-                                                             eps_low, eps_noise)
+  value, _, (u, kinv_z, pz, _, pivots, cv, slq_probe, valid) = _forward(
+      operator, settings, params, x, r, eps_low, eps_noise)
   value = value + operator.trace_term(operator.prepare(params, x))
   mll_se = 0.5 * jnp.std(slq_probe, ddof=1) / math.sqrt(slq_probe.shape[0])
 
@@ -569,8 +671,11 @@ def _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y):
     p = unravel(f)
     state = operator.prepare(p, x)
     rr = _mean_residual(p, y, zero_mean)
-    return (0.5 * jnp.dot(u, operator.matmul(state, u[:, None])[:, 0]) - jnp.dot(u, rr)
-            + operator.trace_term(state))
+    out = (0.5 * jnp.dot(u, operator.matmul(state, u[:, None])[:, 0]) - jnp.dot(u, rr)
+           + operator.trace_term(state))
+    if valid is not None:  # the exact pivot-block term of deflated probes (no probe noise)
+      out = out - 0.5 * pivot_logdet(operator, state, pivots, valid)
+    return out
 
   fit = jax.grad(data_terms)(flat)
   cz = pz if cv is None else cv[0]
@@ -751,17 +856,16 @@ PROBE_SAFETY = 1.25
 
 def adaptive_probe_count(spread: GradientSpread, settings: Settings) -> int:
   """Probes that bring the MLL's and the gradient's relative standard errors to
-  ``settings.mll_rel_tol`` / ``grad_rel_tol`` (never fewer than ``settings.num_probes``), times
-  :data:`PROBE_SAFETY`; ``settings.max_probes + 1`` where that exceeds the cap or a spread is
+  ``settings.mll_rel_tol`` / ``grad_rel_tol``, times :data:`PROBE_SAFETY`, never fewer than
+  ``settings.min_probes`` (fewer than ``num_probes`` where the targets allow: the count falls
+  as well as rises); ``settings.max_probes + 1`` where that exceeds the cap or a spread is
   not finite."""
   rels = (float(spread.mll_rel_std_error), float(spread.rel_std_error))
   if not all(math.isfinite(r) for r in rels):
     return settings.max_probes + 1
   wanted = max(spread.probes_for_mll(settings.mll_rel_tol),
                spread.probes_for(settings.grad_rel_tol))
-  if wanted <= settings.num_probes:
-    return settings.num_probes
-  wanted = int(math.ceil(PROBE_SAFETY * wanted))
+  wanted = max(settings.min_probes, int(math.ceil(PROBE_SAFETY * wanted)))
   return wanted if wanted <= settings.max_probes else settings.max_probes + 1
 
 
@@ -797,7 +901,8 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
   ``mll_rel_tol`` (0.5 %) and ``grad_rel_tol`` (1 %); BBMM is timed at that count (unless it
   was already slower than Cholesky at the default count), and Cholesky is run where BBMM would
   need more than ``max_probes``. Where the probes of one
-  evaluation already meet the targets nothing changes. The spread costs one more compilation and
+  evaluation beat the targets, the count falls to what they need (not below ``min_probes``) and
+  BBMM is timed there. The spread costs one more compilation and
   one JVP per hyperparameter element (at most :data:`CV_MAX_PARAMS`; more, or the
   ``"variance_reduced"`` estimator, skip the adaptation).
 
@@ -854,11 +959,12 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
       choice = (MethodChoice("cholesky", "targets need more than max_probes", t_chol, t_bbmm,
                              **rel) if chol_ok else
                 choice._replace(num_probes=settings.max_probes, **rel))
-    elif want > settings.num_probes:
+    elif want != settings.num_probes:
       # More probes can only cost more: where BBMM at the default count already loses, it
-      # loses at ``want``. Otherwise it is timed at ``want`` (its cost is the preconditioner plus
-      # mBCG on t + 1 columns, far from proportional to t: not worth modelling).
-      if chol_ok and t_bbmm >= t_chol:
+      # loses at ``want``. Otherwise (or at fewer probes) it is timed at ``want`` (its cost is
+      # the preconditioner plus mBCG on t + 1 columns, far from proportional to t: not worth
+      # modelling).
+      if want > settings.num_probes and chol_ok and t_bbmm >= t_chol:
         choice = choice._replace(num_probes=want, **rel)
       else:
         wider = settings._replace(num_probes=want)

@@ -103,6 +103,15 @@ class DiagonalNoiseOperator:
     row = self.base.kernel_row(state.base, i)
     return row.at[i].add(state.excess[i])
 
+  def kernel_block(self, state: DiagonalNoiseState, idx: jax.Array) -> jax.Array:
+    """``K[idx, idx] + diag(excess[idx])``: the rows :meth:`kernel_row` gives, at ``idx`` only."""
+    block = getattr(self.base, "kernel_block", None)
+    if block is None:
+      base = jax.vmap(lambda i: self.base.kernel_row(state.base, i))(idx)[:, idx]
+    else:
+      base = block(state.base, idx)
+    return base + jnp.diag(state.excess[idx])
+
   def cross_matmul(self, state: DiagonalNoiseState, x_star, v):
     return self.base.cross_matmul(state.base, x_star, v)
 

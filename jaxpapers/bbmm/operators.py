@@ -138,6 +138,11 @@ class ExactOperator:
     xi = jax.lax.dynamic_slice_in_dim(state.x, i, 1, 0)
     return kernels.matrix(self.kernel, state.kernel, xi, state.x)[0]
 
+  def kernel_block(self, state: ExactState, idx: jax.Array) -> jax.Array:
+    """``K[idx, idx]`` (noise excluded), from the inputs: ``O(k² d)``, no rows of ``K``."""
+    xi = state.x[idx]
+    return kernels.matrix(self.kernel, state.kernel, xi, xi)
+
   def cross_matmul(self, state: ExactState, x_star: jax.Array, v: jax.Array) -> jax.Array:
     return self._kmm(state, x_star, v)
 
