@@ -98,14 +98,18 @@ def test_adaptive_probe_count_by_hand():
   assert likelihood.adaptive_probe_count(_spread(0.02, 0.001), s) == 150
   assert likelihood.adaptive_probe_count(_spread(0.001, 0.01), s) == 150
   assert likelihood.adaptive_probe_count(_spread(0.02, 0.015), s) == 338  # 30·9 = 270 · 1.25
-  # Beyond the targets the count falls: 30·(0.5)² = 7.5 → 8 for the gradient, × 1.25 = 10; a
-  # smaller need stops at min_probes (10, or what the caller sets).
-  assert likelihood.adaptive_probe_count(_spread(0.005, 0.002), s) == 10
-  assert likelihood.adaptive_probe_count(_spread(0.004, 0.001), s) == 10  # 5 · 1.25 → 7 < 10
+  # Beyond the targets the count stays at num_probes by default (min_probes=None)...
+  assert likelihood.adaptive_probe_count(_spread(0.005, 0.002), s) == 30
+  # ... and with a lower floor falls: 30·(0.5)² = 7.5 → 8 for the gradient, × 1.25 = 10; a
+  # smaller need stops at the floor.
+  assert likelihood.adaptive_probe_count(_spread(0.005, 0.002), s._replace(min_probes=3)) == 10
   assert likelihood.adaptive_probe_count(_spread(0.004, 0.001), s._replace(min_probes=3)) == 7
+  assert likelihood.adaptive_probe_count(_spread(0.004, 0.001), s._replace(min_probes=9)) == 9
   assert likelihood.adaptive_probe_count(_spread(0.011, 0.001), s) == 47  # 37 · 1.25 → 47
   with pytest.raises(ValueError, match="settings.min_probes must be >= 1"):
     likelihood.check_settings(s._replace(min_probes=0))
+  with pytest.raises(TypeError, match="settings.min_probes must be an int"):
+    likelihood.check_settings(s._replace(min_probes=2.5))
   assert likelihood.adaptive_probe_count(_spread(0.2, 0.001), s) == 1001  # 15,000 > the cap
   assert likelihood.adaptive_probe_count(_spread(float("nan"), 0.001), s) == 1001
   with pytest.raises(ValueError, match="settings.max_probes must be >= 1"):
