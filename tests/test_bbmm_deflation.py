@@ -40,14 +40,19 @@ def _preconditioner(op, p, x, rank):
   return likelihood._build_preconditioner(op, state, settings, x.shape[0])
 
 
-def test_projection_is_the_hand_derived_one():
-  # z̃ = (I − P̂ E (Eᵀ P̂ E)⁻¹ Eᵀ) z for the pivots' selection E; pivot rows of z̃ vanish.
-  n, k = 80, 12
+def _matern_problem(n, k):
+  """Inputs, parameters, operator, rank-k preconditioner, its pivots and the dense P̂."""
   x, _ = _data(n)
   p = _params()
   op = operators.ExactOperator("matern52")
   pre, piv = _preconditioner(op, p, x, k)
-  pmat = np.asarray(pre.matmul(jnp.eye(n)))
+  return x, p, op, pre, piv, np.asarray(pre.matmul(jnp.eye(n)))
+
+
+def test_projection_is_the_hand_derived_one():
+  # z̃ = (I − P̂ E (Eᵀ P̂ E)⁻¹ Eᵀ) z for the pivots' selection E; pivot rows of z̃ vanish.
+  n, k = 80, 12
+  x, p, op, pre, piv, pmat = _matern_problem(n, k)
   e = np.zeros((n, k))
   e[np.asarray(piv), np.arange(k)] = 1.0
   expected = np.eye(n) - pmat @ e @ np.linalg.solve(e.T @ pmat @ e, e.T)
@@ -66,12 +71,8 @@ def test_projection_is_the_hand_derived_one():
 def test_pivot_directions_are_unit_eigenvectors():
   # A P̂^{½} e_i = P̂^{½} e_i  ⟺  K̂ e_i = P̂ e_i for every pivot i: the identity deflation uses.
   n, k = 90, 15
-  x, _ = _data(n)
-  p = _params()
-  op = operators.ExactOperator("matern52")
-  pre, piv = _preconditioner(op, p, x, k)
+  x, p, op, pre, piv, pmat = _matern_problem(n, k)
   khat = np.asarray(op.dense(op.prepare(p, x)))
-  pmat = np.asarray(pre.matmul(jnp.eye(n)))
   np.testing.assert_allclose(khat[:, np.asarray(piv)], pmat[:, np.asarray(piv)], atol=1e-10)
 
 
