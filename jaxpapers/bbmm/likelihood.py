@@ -905,10 +905,10 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
   relative standard errors at ``num_probes``; :func:`adaptive_probe_count` the count that meets
   ``mll_rel_tol`` (0.5 %) and ``grad_rel_tol`` (1 %); BBMM is timed at that count (unless it
   was already slower than Cholesky at the default count), and Cholesky is run where BBMM would
-  need more than ``max_probes``. Where the probes of one
-  evaluation beat the targets the count stays (or, with a ``min_probes`` below ``num_probes``,
-  falls to what they need, not below that floor, and BBMM is timed there). The spread costs one more compilation and
-  one JVP per hyperparameter element (at most :data:`CV_MAX_PARAMS`; more, or the
+  need more than ``max_probes``. Where the probes of one evaluation beat the targets the count
+  stays (or, with a ``min_probes`` below ``num_probes``, falls to what they need, not below that
+  floor, and BBMM is timed there). The spread costs one more compilation and one JVP per
+  hyperparameter element (at most :data:`CV_MAX_PARAMS`; more, or the
   ``"variance_reduced"`` estimator, skip the adaptation).
 
   The cache is keyed by shapes, not values: the probe count adapted to the first data and
