@@ -328,7 +328,7 @@ def _tangent_factor(operator, state, lmat0, pivots):
   # would only add variance.
   piv2 = jnp.diag(c0) ** 2
   floor = _PIVOT_FLOOR * jnp.finfo(lmat0.dtype).eps * jnp.max(piv2)
-  valid = jnp.any(lmat0 != 0, axis=0) & (piv2 > floor)
+  valid = pivot_mask(lmat0) & (piv2 > floor)
   vf = valid.astype(lmat0.dtype)
   eye = jnp.eye(k, dtype=lmat0.dtype)
   c0 = c0 * (vf[:, None] * vf[None, :]) + eye * (1.0 - vf)
