@@ -1,4 +1,4 @@
-"""method="auto": Cholesky below cholesky_size, above it the faster method measured on the data."""
+"""method="auto": Cholesky below cholesky_size, above it the fastest method measured on the data."""
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +17,19 @@ def _gp(n, d=2, noise=0.05, dtype=jnp.float64, seed=0):
   p = operators.GPParams(kernels.init_params("rbf", d, 0.4, 1.0, dtype), jnp.asarray(noise, dtype),
                          jnp.zeros((), dtype))
   return operators.ExactOperator("rbf"), p, x, y
+
+
+def _fastest(c):
+  """The method a measured choice must have made from its own timings."""
+  best = "cholesky" if c.cholesky_seconds <= c.bbmm_seconds else "bbmm"
+  seconds = c.cholesky_seconds if best == "cholesky" else c.bbmm_seconds
+  return "cholesky_hutchinson" if c.hutchinson_seconds < seconds else best
+
+
+def _hutchinson_count(c, tol, probes, floor):
+  """(rel / tol)² · probes, × 1.25, never below the floor: by hand."""
+  need = int(np.ceil(probes * (c.hutchinson_grad_rel_std_error / tol) ** 2))
+  return max(floor, int(np.ceil(1.25 * need)))
 
 
 def test_rules_that_need_no_timing():
@@ -41,8 +54,8 @@ def test_measured_choice_is_the_faster_method_and_mll_runs_it():
   choice = likelihood.choose_method(key, op, p, x, y, settings)
   assert choice.reason == "measured"
   assert choice.cholesky_seconds > 0 and choice.bbmm_seconds > 0
-  assert choice.method == ("cholesky" if choice.cholesky_seconds <= choice.bbmm_seconds
-                           else "bbmm")
+  assert choice.hutchinson_seconds > 0 and choice.hutchinson_probes == 8  # not adapted
+  assert choice.method == _fastest(choice)
   # Cached per problem shape (not per value): no second measurement, even for other
   # hyperparameters; cache=False measures afresh and stores nothing.
   assert likelihood.choose_method(key, op, p, x, y, settings) is choice
@@ -147,16 +160,21 @@ def test_auto_meets_the_targets_at_the_adapted_count_or_runs_cholesky():
   loose = likelihood.choose_method(key, op, p, x, y, base._replace(mll_rel_tol=1.0,
                                                                   grad_rel_tol=1.0))
   assert loose.num_probes == 3 and loose.reason == "measured"
-  assert loose.method == ("cholesky" if loose.cholesky_seconds <= loose.bbmm_seconds else "bbmm")
+  assert loose.method == _fastest(loose)
+  # The probed-gradient method's count is sized from its own spread, with the same floor.
+  assert loose.hutchinson_probes == _hutchinson_count(loose, 1.0, 8, 3)
+  h_spread = likelihood.hutchinson_spread(key, op, p, x, y, base)
+  np.testing.assert_allclose(loose.hutchinson_grad_rel_std_error, h_spread.rel_std_error,
+                             rtol=1e-10)
   np.testing.assert_allclose(loose.grad_rel_std_error, spread.rel_std_error, rtol=1e-10)
   # Half the gradient's standard error: 4× the probes, × 1.25.
   mid_s = base._replace(mll_rel_tol=1.0, grad_rel_tol=float(spread.rel_std_error) / 2)
   mid = likelihood.choose_method(key, op, p, x, y, mid_s)
   assert mid.num_probes in (40, 42) and mid.reason == "measured"
-  assert mid.method == ("cholesky" if mid.cholesky_seconds <= mid.bbmm_seconds else "bbmm")
+  assert mid.method == _fastest(mid)
+  assert mid.hutchinson_probes == _hutchinson_count(mid, mid_s.grad_rel_tol, 8, 3)
   value, _ = likelihood.mll(key, op, p, x, y, mid_s, method="auto")
-  want = (likelihood.bbmm_mll(key, op, p, x, y, mid_s._replace(num_probes=mid.num_probes))[0]
-          if mid.method == "bbmm" else likelihood.cholesky_mll(op, p, x, y))
+  want, _ = likelihood.mll(key, op, p, x, y, mid.settings_for(mid_s), method=mid.method)
   np.testing.assert_allclose(value, want, rtol=1e-12)
   # Out of reach within max_probes: the exact Cholesky.
   tight_s = base._replace(grad_rel_tol=1e-6)

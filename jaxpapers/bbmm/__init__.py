@@ -15,6 +15,7 @@ GPs with Kronecker products (:mod:`.multitask`).
 
 from jaxpapers.bbmm import config as config
 from jaxpapers.bbmm import data as data
+from jaxpapers.bbmm import dense as dense
 from jaxpapers.bbmm import fantasy as fantasy
 from jaxpapers.bbmm import kernels as kernels
 from jaxpapers.bbmm import multitask as multitask
@@ -43,10 +44,12 @@ from jaxpapers.bbmm.likelihood import Settings as Settings
 from jaxpapers.bbmm.likelihood import bbmm_mll as bbmm_mll
 from jaxpapers.bbmm.likelihood import check_converged as check_converged
 from jaxpapers.bbmm.likelihood import check_settings as check_settings
+from jaxpapers.bbmm.likelihood import cholesky_hutchinson_mll as cholesky_hutchinson_mll
 from jaxpapers.bbmm.likelihood import cholesky_mll as cholesky_mll
 from jaxpapers.bbmm.likelihood import choose_method as choose_method
 from jaxpapers.bbmm.likelihood import deflate_probes as deflate_probes
 from jaxpapers.bbmm.likelihood import gradient_spread as gradient_spread
+from jaxpapers.bbmm.likelihood import hutchinson_spread as hutchinson_spread
 from jaxpapers.bbmm.likelihood import mll as mll
 from jaxpapers.bbmm.likelihood import report_convergence as report_convergence
 from jaxpapers.bbmm.likelihood import slq_logdet as slq_logdet

@@ -131,7 +131,7 @@ def run_case(case: Case, seed: int = 0, *, draws: int = 8,
   instead: :func:`~jaxpapers.bbmm.likelihood.choose_method` once (its solver, its adapted probe
   count and its timings are recorded, with the seconds the choice itself took), then that
   method (float32 Cholesky is deterministic: it is evaluated once, and its lists hold that one
-  draw).
+  draw; ``"cholesky_hutchinson"``'s probed gradient gets ``draws`` keys like BBMM).
 
   Returns:
     A JSON-able dict: the case, ``mll_err`` / ``logdet_err`` / ``grad_err`` lists (one per
@@ -154,19 +154,22 @@ def run_case(case: Case, seed: int = 0, *, draws: int = 8,
     choice = likelihood.choose_method(jax.random.key(20_000 + seed), op, p, xj, yj, settings,
                                       zero_mean=True, cache=False)  # σ² differs, shapes not
     extra = {"method": choice.method, "reason": choice.reason,
-             "num_probes": choice.num_probes or settings.num_probes,
+             "num_probes": choice.settings_for(settings).num_probes,
              "cholesky_seconds": choice.cholesky_seconds, "bbmm_seconds": choice.bbmm_seconds,
              "mll_rel_std_error": choice.mll_rel_std_error,
              "grad_rel_std_error": choice.grad_rel_std_error,
+             "hutchinson_seconds": choice.hutchinson_seconds,
+             "hutchinson_probes": choice.hutchinson_probes,
+             "hutchinson_grad_rel_std_error": choice.hutchinson_grad_rel_std_error,
              "choose_seconds": time.perf_counter() - t0}
     run, settings = choice.method, choice.settings_for(settings)
-  if run == "cholesky":
+  if run in ("cholesky", "cholesky_hutchinson"):
     # The float32 log-det, for the record, factorised once outside the timed program.
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(op.dense(op.prepare(p, xj))))))
 
     def evaluate(q, k):
-      del k
-      value = likelihood.cholesky_mll(op, q, xj, yj, zero_mean=True)
+      value = (likelihood.cholesky_mll(op, q, xj, yj, zero_mean=True) if run == "cholesky" else
+               likelihood.cholesky_hutchinson_mll(k, op, q, xj, yj, settings, zero_mean=True))
       return value, likelihood.MLLInfo(jnp.isfinite(value), jnp.int32(0), jnp.zeros(()),
                                        logdet, jnp.zeros(()))
   else:
@@ -175,7 +178,7 @@ def run_case(case: Case, seed: int = 0, *, draws: int = 8,
   f = jax.jit(jax.value_and_grad(evaluate, has_aux=True))
   jax.block_until_ready(f(p, jax.random.key(10_000 + seed)))  # compile
   mll_err, ld_err, grad_err, iters, secs = [], [], [], [], []
-  for draw in range(draws if run == "bbmm" else 1):  # Cholesky: one draw, deterministic
+  for draw in range(1 if run == "cholesky" else draws):  # Cholesky: one draw, deterministic
     key = jax.random.fold_in(jax.random.key(seed), draw)
     t0 = time.perf_counter()
     (value, info), grad = jax.block_until_ready(f(p, key))

@@ -6,7 +6,7 @@ hyperparameters (ARD lengthscales, output scale, σ²) of one accuracy-suite cas
 (:func:`~jaxpapers.bbmm.accuracy.reference`):
 
 * ``ours-bbmm``: float32 BBMM at :class:`~jaxpapers.bbmm.likelihood.Settings` defaults;
-* ``ours-cholesky32``: float32 dense Cholesky in JAX (autodiff gradient);
+* ``ours-cholesky32``: float32 dense Cholesky in JAX (exact gradient from ``K̂⁻¹``, formed once);
 * ``ours-auto``: what :func:`~jaxpapers.bbmm.likelihood.mll` runs by default: the method and
   probe count :func:`~jaxpapers.bbmm.likelihood.choose_method` picks for the case (measured
   afresh, in the same process and on the same core as the others) at the 0.5 % MLL / 1 %
@@ -159,7 +159,8 @@ def jax_step(case: accuracy.Case, x: np.ndarray, y: np.ndarray, ls: np.ndarray, 
   """Our float32 MLL + gradient on ``case``: ``step(seed) -> (log p(y), grad)`` (log params).
 
   ``method`` is ``"bbmm"`` (at ``settings``, forced even where ``auto`` would pick Cholesky; the
-  probe key is ``jax.random.key(seed)``), ``"cholesky"``, or ``"auto"``: the choice of
+  probe key is ``jax.random.key(seed)``), ``"cholesky"``, ``"cholesky_hutchinson"`` (exact value,
+  probed gradient, at ``settings.num_probes``), or ``"auto"``: the choice of
   :func:`~jaxpapers.bbmm.likelihood.choose_method` (made here, once, not cached; the function's
   ``choice`` attribute holds it), then that method at the chosen probe count. The returned
   function is compiled by its first call.
@@ -182,8 +183,13 @@ def jax_step(case: accuracy.Case, x: np.ndarray, y: np.ndarray, ls: np.ndarray, 
     g = jax.jit(jax.value_and_grad(
         lambda q: likelihood.cholesky_mll(op, q, xj, yj, zero_mean=True)))
     f = lambda q, k: g(q)  # noqa: E731 - the key is unused by an exact method
+  elif method == "cholesky_hutchinson":
+    op = ops.ExactOperator(case.kernel, materialize=True)
+    f = jax.jit(jax.value_and_grad(lambda q, k: likelihood.cholesky_hutchinson_mll(
+        k, op, q, xj, yj, settings, zero_mean=True)))
   else:
-    raise ValueError(f"method must be 'bbmm', 'cholesky' or 'auto', got {method!r}")
+    raise ValueError(f"method must be 'bbmm', 'cholesky', 'cholesky_hutchinson' or 'auto', "
+                     f"got {method!r}")
 
   def step(seed: int = 0):
     value, grad = jax.block_until_ready(f(p, jax.random.key(seed)))

@@ -17,6 +17,8 @@ higher derivatives all work, and a value-only call never forms ``K̂⁻¹``.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -72,7 +74,7 @@ def cholesky_inverse(chol: jax.Array) -> jax.Array:
 def gaussian_logpdf_terms(khat: jax.Array, r: jax.Array) -> jax.Array:
   """``−½ rᵀ K̂⁻¹ r − ½ log|K̂|`` by dense Cholesky; NaN where ``K̂`` is not positive definite.
 
-  ``K̂`` must be symmetric; its lower triangle is factorised.
+  ``K̂`` must be symmetric; one triangle is factorised.
 
   Differentiable in both arguments (``custom_jvp``: the derivative uses ``K̂⁻¹`` from
   :func:`cholesky_inverse`, formed only under differentiation).
@@ -82,7 +84,9 @@ def gaussian_logpdf_terms(khat: jax.Array, r: jax.Array) -> jax.Array:
 
 
 def _terms(khat, r):
-  chol = lax.linalg.cholesky(khat, symmetrize_input=False)
+  # K̂ᵀ (= K̂): XLA then writes the kernel matrix straight into LAPACK's column-major layout
+  # instead of copying it transposed (measured 2.4× faster forward on 5k Matérn-5/2, one core).
+  chol = lax.linalg.cholesky(khat.T, symmetrize_input=False)
   alpha = jax.scipy.linalg.cho_solve((chol, True), r)
   value = -0.5 * jnp.dot(r, alpha) - jnp.sum(jnp.log(jnp.diag(chol)))
   # NaN anywhere in K̂ (the upper triangle is never read by the factorisation) gives NaN.
@@ -97,7 +101,7 @@ def _terms_jvp(primals, tangents):
   dvalue = jnp.zeros_like(value)
   if not isinstance(dk, jax.custom_derivatives.SymbolicZero):
     # Both terms see only dK̂'s symmetric part: the derivative is that of f((K̂ + K̂ᵀ)/2). The
-    # factorisation reads K̂'s lower triangle (no symmetrising copy of an n × n matrix).
+    # factorisation reads one triangle (no symmetrising copy of an n × n matrix).
     dvalue = (dvalue + 0.5 * jnp.dot(alpha, dk @ alpha)
               - 0.5 * jnp.sum(cholesky_inverse(chol) * dk))
   if not isinstance(dr, jax.custom_derivatives.SymbolicZero):
@@ -107,3 +111,68 @@ def _terms_jvp(primals, tangents):
 
 
 gaussian_logpdf_terms.defjvp(_terms_jvp, symbolic_zeros=True)
+
+
+# --------------------------------------------------------------- exact value, probed gradient
+
+
+def spherical_probes(key: jax.Array, n: int, num_probes: int, dtype) -> jax.Array:
+  """``(n, t)`` probes uniform on the sphere of radius ``√n``: ``E[ε εᵀ] = I``, no χ² norm noise."""
+  eps = jax.random.normal(key, (n, num_probes), dtype)
+  return eps * (jnp.sqrt(jnp.asarray(n, dtype)) / jnp.linalg.norm(eps, axis=0))
+
+
+def whitened_probes(chol: jax.Array, eps: jax.Array) -> jax.Array:
+  """``w = L⁻ᵀ ε``: ``E[w wᵀ] = L⁻ᵀ L⁻¹ = K̂⁻¹`` for ``E[ε εᵀ] = I`` (``n²`` flops per probe)."""
+  return lax.linalg.triangular_solve(chol, eps, left_side=True, lower=True, transpose_a=True)
+
+
+def _hutchinson_forward(operator, params, x, r, eps):
+  khat = operator.dense(operator.prepare(params, x))
+  value, chol, alpha = _terms(khat, r)
+  return value, alpha, whitened_probes(chol, eps)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _hutchinson_core(operator, params, x, r, eps):
+  return _hutchinson_forward(operator, params, x, r, eps)[0]
+
+
+def _hutchinson_fwd(operator, params, x, r, eps):
+  value, alpha, w = _hutchinson_forward(operator, params, x, r, eps)
+  return value, (params, x, alpha, w, value)
+
+
+def _hutchinson_bwd(operator, res, g):
+  params, x, alpha, w, value = res
+  t = w.shape[1]
+  a = jnp.concatenate([0.5 * alpha[:, None], (-0.5 / t) * w], 1)
+  b = jnp.concatenate([alpha[:, None], w], 1)
+
+  def quad(p, xx):  # ½ αᵀK̂α − (1/2t) Σ_i w_iᵀ K̂ w_i, α and w fixed
+    return jnp.sum(a * operator.matmul(operator.prepare(p, xx), b))
+
+  g = g * jnp.where(jnp.isnan(value), jnp.nan, 1.0).astype(value.dtype)
+  grad_params, grad_x = jax.vjp(quad, params, x)[1](g)
+  return grad_params, grad_x, -g * alpha, jnp.zeros_like(w)
+
+
+_hutchinson_core.defvjp(_hutchinson_fwd, _hutchinson_bwd)
+
+
+def hutchinson_logpdf_terms(operator, params, x, r: jax.Array, eps: jax.Array) -> jax.Array:
+  """``−½ rᵀ K̂⁻¹ r − ½ log|K̂|`` exactly (dense Cholesky), with a probed, unbiased gradient.
+
+  The gradient's trace term is Hutchinson's estimate with exactly whitened probes
+  (Stein, Chen & Anitescu, "Stochastic approximation of score functions for Gaussian
+  processes", AOAS 2013): for ``w_i = L⁻ᵀ ε_i``, ``E[ε εᵀ] = I``,
+
+      ∂θ f ≈ ½ αᵀ (∂K̂) α − (1/2t) Σ_i w_iᵀ (∂K̂) w_i − αᵀ ∂r,     E[w_i w_iᵀ] = K̂⁻¹,
+
+  so the cost is one factorisation (``n³/3``), ``n²`` per probe, and the operator's product
+  with ``t + 1`` columns in the backward pass — no ``K̂⁻¹`` (``n³``) as in
+  :func:`gaussian_logpdf_terms`. Differentiable (reverse mode) in ``params`` (the operator's
+  ``prepare`` input), ``x`` and ``r``; ``eps`` are the ``(n, t)`` probes
+  (:func:`spherical_probes`). NaN where ``K̂`` is not positive definite, gradient included.
+  """
+  return _hutchinson_core(operator, params, x, r, eps)

@@ -53,7 +53,7 @@ class TrainState(NamedTuple):
   key: jax.Array
 
 
-_METHODS = ("auto", "bbmm", "cholesky")
+_METHODS = mll_lib.METHODS
 
 
 def _check_static(settings, num_steps, learning_rate, noise_floor, method):
@@ -112,11 +112,12 @@ def _make_step(operator, settings, opt, method, zero_mean, noise_floor):
     updates, opt_state = opt.update(g, st.opt_state, st.raw)
     raw = optax.apply_updates(st.raw, updates)
     # under jit method="auto" is the size rule (nothing can be timed there)
-    bbmm_used = method == "bbmm" or (method == "auto" and y.shape[0] > settings.cholesky_size)
+    probed = method in ("bbmm", "cholesky_hutchinson") or (
+        method == "auto" and y.shape[0] > settings.cholesky_size)
     m = {"loss": loss, "noise": from_unconstrained(raw, noise_floor).noise,
          "converged": info.converged, "num_iters": info.num_iters,
          "max_rel_residual": info.max_rel_residual,
-         "num_probes": jnp.asarray(settings.num_probes if bbmm_used else 0, jnp.int32)}
+         "num_probes": jnp.asarray(settings.num_probes if probed else 0, jnp.int32)}
     return TrainState(raw, opt_state, st.key), m
 
   return step_fn
@@ -188,9 +189,10 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     learning_rate: Adam step size (GPyTorch examples: 0.1).
     method: ``"auto"`` (resolved once, before training, by
       :func:`~jaxpapers.bbmm.likelihood.choose_method`: Cholesky for ``n ≤
-      settings.cholesky_size``, above it the faster method measured on this data at the probe
+      settings.cholesky_size``, above it the fastest method measured on this data at the probe
       count that meets ``settings.mll_rel_tol`` / ``grad_rel_tol`` at the initial
-      hyperparameters, ``settings.adaptive_probes``), ``"bbmm"``, ``"cholesky"``.
+      hyperparameters, ``settings.adaptive_probes``), ``"bbmm"``, ``"cholesky"``,
+      ``"cholesky_hutchinson"`` (exact value, probed gradient).
     zero_mean: fix the mean at 0.
     noise_floor: lower bound of the noise variance.
     chunk_size: steps per jitted ``lax.scan`` chunk.
@@ -241,7 +243,7 @@ def fit(key: jax.Array, operator, params: ops.GPParams, x, y, *, num_steps: int,
     bad = int(np.sum(~np.asarray(hist["converged"], bool)))
     nan = np.full_like(hist["max_rel_residual"], np.nan)
     info = mll_lib.MLLInfo(hist["converged"], hist["num_iters"], hist["max_rel_residual"], nan, nan)
-    chol = method == "cholesky"
+    chol = method in ("cholesky", "cholesky_hutchinson")
     mll_lib.report_convergence(info, strict=settings.strict,
                                context=f"fit ({bad} of {num_steps} steps)", cholesky=chol)
   return from_unconstrained(state.raw, noise_floor), hist
