@@ -77,7 +77,13 @@ def test_our_steps_agree_with_the_float64_reference(kernel):
   bvalue, bgrad = compare.jax_step(case, x, y, ls, method="bbmm", settings=settings)(1)
   assert abs(bvalue - ref["mll"]) / abs(ref["mll"]) < 1e-3
   assert np.linalg.norm(bgrad - ref["grad"]) / np.linalg.norm(ref["grad"]) < 0.5
-  with pytest.raises(ValueError, match="method must be 'bbmm', 'cholesky' or 'auto'"):
+  # The exact value with a probed gradient: the value is float32 Cholesky's.
+  hvalue, hgrad = compare.jax_step(case, x, y, ls, method="cholesky_hutchinson",
+                                   settings=settings)(2)
+  assert hvalue == value
+  assert np.linalg.norm(hgrad - ref["grad"]) / np.linalg.norm(ref["grad"]) < 0.5
+  with pytest.raises(ValueError, match="method must be 'bbmm', 'cholesky', 'cholesky_hutchinson' "
+                                       "or 'auto'"):
     compare.jax_step(case, x, y, ls, method="lu")
 
 

@@ -1054,6 +1054,12 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
     choice = MethodChoice("bbmm", "cholesky not finite", t_chol, t_bbmm)
   else:
     choice = MethodChoice("cholesky" if t_chol <= t_bbmm else "bbmm", "measured", t_chol, t_bbmm)
+  # The Cholesky value with a probed gradient, timed at its own count (finite iff Cholesky is).
+  hutch = (_time_hutchinson(key, operator, params, x, y, settings, zero_mean) if chol_ok
+           else {})
+  choice = choice._replace(**hutch)
+  # The fastest method that meets the targets without BBMM (inf: none).
+  rival = min(t_chol, hutch.get("hutchinson_seconds", math.inf)) if chol_ok else math.inf
   if settings.adaptive_probes and _spread_problem(params, settings) is None:
     spread = gradient_spread(key, operator, params, x, y, settings, zero_mean=zero_mean)
     want = adaptive_probe_count(spread, settings)
@@ -1062,15 +1068,15 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
     if want > settings.max_probes:
       # Not reachable by BBMM within the cap: exact Cholesky where it is finite, else BBMM at
       # the cap (the best it can do; the standard errors say how far off it is).
-      choice = (MethodChoice("cholesky", "targets need more than max_probes", t_chol, t_bbmm,
-                             **rel) if chol_ok else
+      choice = (choice._replace(method="cholesky", reason="targets need more than max_probes",
+                                **rel) if chol_ok else
                 choice._replace(num_probes=settings.max_probes, **rel))
     elif want != settings.num_probes:
-      # More probes can only cost more: where BBMM at the default count already loses, it
-      # loses at ``want``. Otherwise (or at fewer probes) it is timed at ``want`` (its cost is
-      # the preconditioner plus mBCG on t + 1 columns, far from proportional to t: not worth
-      # modelling).
-      if want > settings.num_probes and chol_ok and t_bbmm >= t_chol:
+      # More probes can only cost more: where BBMM at the default count already loses to a
+      # method that meets the targets, it loses at ``want``. Otherwise (or at fewer probes) it
+      # is timed at ``want`` (its cost is the preconditioner plus mBCG on t + 1 columns, far
+      # from proportional to t: not worth modelling).
+      if want > settings.num_probes and t_bbmm >= rival:
         choice = choice._replace(num_probes=want, **rel)
       else:
         wider = settings._replace(num_probes=want)
@@ -1081,36 +1087,34 @@ def choose_method(key: jax.Array, operator, params: ops.GPParams, x, y: jax.Arra
         choice = choice._replace(method=method, bbmm_seconds=t_wide, num_probes=want, **rel)
     else:
       choice = choice._replace(num_probes=settings.num_probes, **rel)
-  if chol_ok:
-    choice = _consider_hutchinson(choice, key, operator, params, x, y, settings, zero_mean)
+  best = choice.cholesky_seconds if choice.method == "cholesky" else choice.bbmm_seconds
+  if chol_ok and choice.hutchinson_seconds < best:
+    choice = choice._replace(method="cholesky_hutchinson")
   if cache:
     _CHOICES[cache_key] = choice
   return choice
 
 
-def _consider_hutchinson(choice, key, operator, params, x, y, settings, zero_mean):
-  """``choice``, or :func:`cholesky_hutchinson_mll` where it is faster at its own probe count
-  (the gradient's ``grad_rel_tol``, from :func:`hutchinson_spread`; its MLL is exact)."""
+def _time_hutchinson(key, operator, params, x, y, settings, zero_mean) -> dict:
+  """:func:`cholesky_hutchinson_mll` at the probe count its gradient needs for ``grad_rel_tol``
+  (:func:`hutchinson_spread`; its MLL is exact), timed there: ``MethodChoice`` fields (no
+  ``hutchinson_seconds`` where the count exceeds ``max_probes`` or the spread is not finite)."""
   probes, rel = settings.num_probes, float("nan")
   size = jax.flatten_util.ravel_pytree(params)[0].shape[0]
   if settings.adaptive_probes and size <= CV_MAX_PARAMS:
     spread = hutchinson_spread(key, operator, params, x, y, settings, zero_mean=zero_mean)
     rel = float(spread.rel_std_error)
     if not math.isfinite(rel):
-      return choice
+      return {"hutchinson_grad_rel_std_error": rel}
     floor = settings.num_probes if settings.min_probes is None else settings.min_probes
     probes = max(floor, int(math.ceil(PROBE_SAFETY * spread.probes_for(settings.grad_rel_tol))))
     if probes > settings.max_probes:
-      return choice._replace(hutchinson_probes=probes, hutchinson_grad_rel_std_error=rel)
+      return {"hutchinson_probes": probes, "hutchinson_grad_rel_std_error": rel}
   f_h = jax.jit(jax.value_and_grad(
       lambda p, x_, y_: _hutchinson_mll_jit(operator, probes, zero_mean, key, p, x_, y_)))
   t_h, _ = _time_value_and_grad(f_h, params, x, y)
-  choice = choice._replace(hutchinson_seconds=t_h, hutchinson_probes=probes,
-                           hutchinson_grad_rel_std_error=rel)
-  best = choice.cholesky_seconds if choice.method == "cholesky" else choice.bbmm_seconds
-  if t_h < best:
-    choice = choice._replace(method="cholesky_hutchinson")
-  return choice
+  return {"hutchinson_seconds": t_h, "hutchinson_probes": probes,
+          "hutchinson_grad_rel_std_error": rel}
 
 
 def _spread_problem(params, settings) -> str | None:
