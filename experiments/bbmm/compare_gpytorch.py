@@ -107,7 +107,8 @@ def main(argv):
     print(compare.format_table([res]), flush=True)
     if "auto_choice" in res:
       c = res["auto_choice"]
-      print(f"  ours-auto ran {c['method']} ({c['reason']}; probes {c['num_probes']})")
+      probes = c["hutchinson_probes"] if c["method"] == "cholesky_hutchinson" else c["num_probes"]
+      print(f"  ours-auto ran {c['method']} ({c['reason']}; probes {probes})")
     for ours, key in (("ours-bbmm", "equal_accuracy"), ("ours-auto", "equal_accuracy_auto")):
       eq = res.get(key)
       if eq is None:
