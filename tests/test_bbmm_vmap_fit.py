@@ -149,3 +149,21 @@ def test_make_fit_validates_static_arguments():
     train.make_fit(OP, num_steps=1, method="lu")
   with pytest.raises(ValueError, match="y has"):
     FIT(jax.random.key(0), _params(), jnp.zeros((5, 2)), jnp.zeros(4))
+
+
+def test_vmap_fit_with_the_probed_gradient_equals_separate_fits():
+  # method="cholesky_hutchinson": no iterative solve, so a vmapped run equals separate runs to
+  # rounding (a Cholesky and triangular solves per step).
+  keys, xs, ys = _batch()
+  p0 = _params()
+  fit_h = train.make_fit(OP, num_steps=STEPS, settings=SETTINGS, method="cholesky_hutchinson")
+  pb, hb = jax.jit(jax.vmap(fit_h, in_axes=(0, None, 0, 0)))(keys, p0, xs, ys)
+  for i in range(4):
+    p, h = jax.jit(fit_h)(keys[i], p0, xs[i], ys[i])
+    assert _rel(_member(pb, i), p) < 1e-9
+    np.testing.assert_allclose(hb["loss"][i], h["loss"], rtol=1e-9)
+    np.testing.assert_array_equal(h["num_probes"], SETTINGS.num_probes)
+  # the loss is the exact −MLL/n at each step's parameters: step 0 equals Cholesky's
+  exact = -likelihood.cholesky_mll(OP, p0, xs[0], ys[0]) / N
+  np.testing.assert_allclose(hb["loss"][0][0], exact, rtol=1e-12)
+  assert _rel(_member(pb, 0), _member(pb, 1)) > 1e-3
