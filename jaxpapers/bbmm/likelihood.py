@@ -691,12 +691,17 @@ def _gradient_spread_jit(operator, settings, zero_mean, key, params, x, y):
   if cv is not None:
     beta, exact = _cv_coefficients(operator, unravel, flat, x, s, c, cv[1])
     s = s - beta * (c - exact)
-  per_probe = fit - 0.5 * s  # (t, P)
+  grad, se, rel = _per_probe_summary(fit - 0.5 * s, flat)
+  return unravel(grad), unravel(se), rel, value, mll_se
+
+
+def _per_probe_summary(per_probe, flat):
+  """Mean, standard error and norm-wise relative standard error (w.r.t. ``log θ``) of ``(t, P)``
+  per-probe gradient estimates."""
   grad = jnp.mean(per_probe, 0)
   se = jnp.std(per_probe, 0, ddof=1) / math.sqrt(per_probe.shape[0])
   w = jnp.abs(flat)  # ∂/∂log θ = θ ∂/∂θ
-  rel = jnp.linalg.norm(w * se) / jnp.linalg.norm(w * grad)
-  return unravel(grad), unravel(se), rel, value, mll_se
+  return grad, se, jnp.linalg.norm(w * se) / jnp.linalg.norm(w * grad)
 
 
 _bbmm_core.defvjp(_core_fwd, _core_bwd)
@@ -853,11 +858,7 @@ def _hutchinson_spread_jit(operator, num_probes, zero_mean, key, params, x, y):
 
   fit = jax.grad(data_terms)(flat)
   s, _ = _probe_jacobian(operator, unravel, flat, x, w, w, w)
-  per_probe = fit - 0.5 * s  # (t, P)
-  grad = jnp.mean(per_probe, 0)
-  se = jnp.std(per_probe, 0, ddof=1) / math.sqrt(per_probe.shape[0])
-  wts = jnp.abs(flat)  # ∂/∂log θ = θ ∂/∂θ
-  rel = jnp.linalg.norm(wts * se) / jnp.linalg.norm(wts * grad)
+  grad, se, rel = _per_probe_summary(fit - 0.5 * s, flat)
   return unravel(grad), unravel(se), rel, value
 
 
